@@ -1,0 +1,1 @@
+"""The ``lightly-topo`` console script."""

@@ -1,0 +1,23 @@
+import subprocess
+import sys
+
+import lightly_topo
+
+
+def test_version_is_a_release_string() -> None:
+    parts = lightly_topo.__version__.split(".")
+    assert len(parts) == 3 and all(part.isdigit() for part in parts)
+
+
+def test_top_level_import_is_light() -> None:
+    code = (
+        "import sys, lightly_topo; "
+        "heavy = [m for m in ('torch', 'monai', 'torchio', 'timm', 'lightly', 'nibabel') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_subpackages_load_on_attribute_access() -> None:
+    assert lightly_topo.data.MODALITIES[0] == "t1"
