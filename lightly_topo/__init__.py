@@ -12,9 +12,10 @@ from typing import Any
 
 from lightly_topo._version import __version__
 
-__all__ = ["__version__"]
+__all__ = ["__version__", "load_pretrained", "save_pretrained"]
 
 _SUBMODULES = {
+    "checkpoint",
     "cli",
     "data",
     "eval",
@@ -27,7 +28,12 @@ _SUBMODULES = {
 }
 
 
+_CHECKPOINT_NAMES = {"save_pretrained", "load_pretrained"}
+
+
 def __getattr__(name: str) -> Any:
+    if name in _CHECKPOINT_NAMES:
+        return getattr(importlib.import_module("lightly_topo.checkpoint"), name)
     if name in _SUBMODULES:
         return importlib.import_module(f"lightly_topo.{name}")
     raise AttributeError(f"module 'lightly_topo' has no attribute {name!r}")

@@ -21,3 +21,10 @@ def test_top_level_import_is_light() -> None:
 
 def test_subpackages_load_on_attribute_access() -> None:
     assert lightly_topo.data.MODALITIES[0] == "t1"
+
+
+def test_checkpoint_functions_are_exported_at_top_level() -> None:
+    from lightly_topo import checkpoint
+
+    assert lightly_topo.save_pretrained is checkpoint.save_pretrained
+    assert lightly_topo.load_pretrained is checkpoint.load_pretrained
