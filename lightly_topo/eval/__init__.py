@@ -1,6 +1,14 @@
-"""Downstream evaluation: metrics, subject-level splits and confidence intervals."""
+"""Downstream evaluation: segmentation, classification, missing-modality and low-label tasks,
+metrics, subject-level splits and confidence intervals.
+
+Metrics, splits and statistics are imported eagerly (they are light); the task modules, which
+load MONAI, are imported on first access of one of their names.
+"""
 
 from __future__ import annotations
+
+import importlib
+from typing import Any
 
 from lightly_topo.eval.metrics import (
     accuracy,
@@ -20,6 +28,28 @@ from lightly_topo.eval.splits import (
 )
 from lightly_topo.eval.stats import PairedDifference, mean_ci, paired_difference_ci, t_cdf, t_ppf
 
+_LAZY = {
+    "TaskConfig": "tasks",
+    "TaskResult": "tasks",
+    "TaskError": "tasks",
+    "IncompatibleEncoderError": "tasks",
+    "MissingLabelError": "tasks",
+    "EmptyClassError": "tasks",
+    "load_encoder": "tasks",
+    "SegmentationConfig": "segmentation",
+    "SegmentationModel": "segmentation",
+    "UNetDecoder3D": "segmentation",
+    "run_segmentation": "segmentation",
+    "predict_volume": "segmentation",
+    "ClassificationConfig": "classification",
+    "ClassificationModel": "classification",
+    "run_classification": "classification",
+    "modality_subsets": "missing_modality",
+    "run_missing_modality": "missing_modality",
+    "run_low_label": "low_label",
+    "LowLabelResult": "low_label",
+}
+
 __all__ = [
     "PairedDifference",
     "SubjectSplit",
@@ -38,4 +68,11 @@ __all__ = [
     "t_cdf",
     "t_ppf",
     "train_test_split_subjects",
+    *_LAZY,
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f"lightly_topo.eval.{_LAZY[name]}"), name)
+    raise AttributeError(f"module 'lightly_topo.eval' has no attribute {name!r}")

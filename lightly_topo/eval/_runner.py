@@ -1,0 +1,111 @@
+"""Private dispatch over the two trainable tasks (segmentation, classification)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import Tensor, nn
+
+from lightly_topo.eval._data import ItemDataset
+from lightly_topo.eval.classification import (
+    ClassificationConfig,
+    classification_strata,
+    evaluate_classification,
+    fit_classification,
+)
+from lightly_topo.eval.segmentation import (
+    SegmentationConfig,
+    evaluate_segmentation,
+    fit_segmentation,
+    segmentation_strata,
+)
+from lightly_topo.eval.tasks import TaskConfig, TaskError
+
+TrainableConfig = SegmentationConfig | ClassificationConfig
+
+
+@dataclass
+class Fitted:
+    """A trained model with what evaluation needs."""
+
+    model: nn.Module
+    history: list[float]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def task_name(config: TaskConfig) -> str:
+    if isinstance(config, SegmentationConfig):
+        return "segmentation"
+    if isinstance(config, ClassificationConfig):
+        return f"classification/{config.mode}"
+    raise TaskError(
+        f"expected a SegmentationConfig or ClassificationConfig, got {type(config).__name__}"
+    )
+
+
+def default_metric(config: TaskConfig) -> str:
+    return "mean_dice" if isinstance(config, SegmentationConfig) else "balanced_accuracy"
+
+
+def metric_names(config: TaskConfig) -> tuple[str, ...]:
+    if isinstance(config, SegmentationConfig):
+        return ("mean_dice", "mean_hd95") if config.compute_hd95 else ("mean_dice",)
+    task_name(config)
+    return ("accuracy", "balanced_accuracy", "auroc")
+
+
+def check_metric(metric: str | None, config: TaskConfig) -> str:
+    """``metric`` (default: the task's) after checking that the task reports it."""
+    metric = metric or default_metric(config)
+    known = metric_names(config)
+    if metric not in known:
+        raise TaskError(
+            f"metric {metric!r} is not reported by {task_name(config)}; choose one of {known}"
+        )
+    return metric
+
+
+def strata(dataset: ItemDataset, config: TaskConfig) -> list[str]:
+    if isinstance(config, SegmentationConfig):
+        return segmentation_strata(dataset, config.num_classes)
+    if isinstance(config, ClassificationConfig):
+        return classification_strata(dataset, config.label_key)
+    task_name(config)
+    return []
+
+
+def fit(
+    encoder: nn.Module, dataset: ItemDataset, train_idx: Sequence[int], config: TaskConfig
+) -> Fitted:
+    if isinstance(config, SegmentationConfig):
+        model, history = fit_segmentation(encoder, dataset, train_idx, config)
+        return Fitted(model, history, {"num_classes": model.decoder.num_classes})
+    if isinstance(config, ClassificationConfig):
+        cmodel, history, names = fit_classification(encoder, dataset, train_idx, config)
+        return Fitted(cmodel, history, {"class_names": names, "label_key": config.label_key})
+    task_name(config)
+    raise AssertionError  # unreachable: task_name raised
+
+
+def evaluate(
+    fitted: Fitted,
+    dataset: ItemDataset,
+    test_idx: Sequence[int],
+    config: TaskConfig,
+    keep: Tensor | None = None,
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    if isinstance(config, SegmentationConfig):
+        return evaluate_segmentation(fitted.model, dataset, test_idx, config, keep)  # type: ignore[arg-type]
+    if isinstance(config, ClassificationConfig):
+        return evaluate_classification(
+            fitted.model,  # type: ignore[arg-type]
+            dataset,
+            test_idx,
+            config,
+            fitted.extra["class_names"],
+            keep,
+        )
+    task_name(config)
+    raise AssertionError  # unreachable: task_name raised
