@@ -13,7 +13,7 @@ from lightly_topo.data.errors import EmptyDatasetError, LayoutError, ManifestErr
 from lightly_topo.data.types import LabelValue, ModalityFile, Subject
 
 NIFTI_RE = re.compile(r"^(?P<stem>.+?)\.nii(?:\.gz)?$", re.IGNORECASE)
-_MISSING_VALUES = {"", "na", "n/a", "nan", "none", "null", "unknown", "?"}
+_MISSING_VALUES = {"", "na", "n/a", "nan", "null", "?"}
 
 
 def nifti_stem(name: str) -> str | None:
@@ -23,7 +23,9 @@ def nifti_stem(name: str) -> str | None:
 
 
 def parse_label(value: str | float | int | None) -> LabelValue | None:
-    """A label cell as int, float or str; ``None`` for empty / unknown (``n/a``, ``NA``, ...).
+    """A label cell as int, float or str; ``None`` for an empty or missing cell (``n/a``, ``NA``, ``nan``, ``null``, ``?``).
+
+    Words such as ``none`` or ``unknown`` are categories, not missing values.
 
     >>> parse_label("3"), parse_label("2.5"), parse_label("F"), parse_label("n/a")
     (3, 2.5, 'F', None)

@@ -18,7 +18,7 @@ from lightly_topo.data.types import ModalityFile, Subject
 
 #: ``<case>_<suffix>.nii[.gz]`` (2018-2021) or ``<case>-<suffix>.nii[.gz]`` (2023).
 BRATS_RE = re.compile(
-    r"^(?P<case>.+)[_-](?P<suffix>t1ce|t1c|t1n|t1|t2w|t2f|t2|flair|seg)\.nii(?:\.gz)?$",
+    r"^(?P<case>.+)[_-](?P<suffix>t1ce|t1c|t1n|t1|t2w|t2f|t2|flair|pd|seg)\.nii(?:\.gz)?$",
     re.IGNORECASE,
 )
 
@@ -32,7 +32,8 @@ def read_brats(
 
     File names are ``<case>_{t1,t1ce,t2,flair,seg}.nii.gz`` (BraTS 2018-2021) or
     ``<case>-{t1n,t1c,t2w,t2f,seg}.nii.gz`` (BraTS 2023); ``seg`` is the label map (absent in
-    validation sets). Cases are found at any depth (e.g. ``HGG/<case>/`` in BraTS 2018-2019;
+    validation sets). A ``<case>_pd.nii.gz`` file (not part of BraTS, written by
+    :meth:`lightly_topo.data.SyntheticBrains.save`) is read as proton density. Cases are found at any depth (e.g. ``HGG/<case>/`` in BraTS 2018-2019;
     then the parent folder's name ``HGG``/``LGG`` becomes the subject label ``grade``). A case
     without some modality files simply lacks those modalities.
 
