@@ -1,0 +1,378 @@
+"""Time and peak memory of the TACO losses (forward + backward) next to Lightly's NTXentLoss.
+
+Run:
+    python benchmarks/bench_loss.py --out benchmarks/results/loss_cpu.md
+    python benchmarks/bench_loss.py --device cuda --out benchmarks/results/loss_cuda.md
+
+Tables:
+1. Each loss for 27, 1728 and 13824 tokens (batch 4, 192 channels, two modalities),
+   without and with ``max_tokens``, next to ``NTXentLoss`` on the pooled features of the
+   same batch.
+2. Batch 2, 192 channels, ``TopoAlignLoss`` (intra and inter terms, both ways) at 27, 216
+   and 1728 tokens on 2 CPU threads, next to the figures of the authors' released
+   implementation quoted in the issue (not measured here).
+3. (cuda only) A MONAI SwinViT encoder step (feature size 48, 8 single-channel 96^3
+   volumes = batch 2 x 4 modalities, bf16 autocast, forward + backward) and the TACO
+   terms at 1728 tokens as a percentage of it.
+
+Memory: on CPU every configuration runs in its own subprocess and the peak is the
+process's peak resident set size during the first run (``resource.getrusage`` ``ru_maxrss``)
+minus its resident set size just before it (``/proc/self/statm``): the extra memory the
+loss needed. On cuda it is ``torch.cuda.max_memory_allocated`` after
+``reset_peak_memory_stats``, minus the memory allocated before the run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+#: Figures quoted in the issue for the authors' released implementation (2 CPU threads,
+#: batch 2, 192 channels, intra and inter both ways); NOT measured by this script.
+QUOTED_AUTHORS_S = {27: 0.011, 216: 0.12, 1728: 6.4}
+MAX_TOKENS = 512
+SLOW_S = 5.0
+
+
+def _rss_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def _maxrss_bytes() -> int:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def _make_loss(name: str, max_tokens: int | None) -> torch.nn.Module:
+    from lightly.loss import NTXentLoss
+
+    from lightly_topo.loss import CrossModalTripletLoss, PseudoCorrespondenceLoss, TopoAlignLoss
+
+    if name == "NTXentLoss":
+        return NTXentLoss()
+    cls = {
+        "CrossModalTripletLoss": CrossModalTripletLoss,
+        "PseudoCorrespondenceLoss": PseudoCorrespondenceLoss,
+        "TopoAlignLoss": TopoAlignLoss,
+    }[name]
+    return cls(max_tokens=max_tokens, seed=0)
+
+
+def run_config(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Runs one configuration in this process and returns its figures."""
+    device = torch.device(cfg["device"])
+    if device.type == "cpu":
+        torch.set_num_threads(cfg["threads"])
+    gen = torch.Generator(device=device).manual_seed(0)
+    b, n, c = cfg["batch"], cfg["tokens"], cfg["channels"]
+    side = round(n ** (1 / 3))
+    shape = (b, c, side, side, side) if side**3 == n else (b, n, c)
+    dense_a = torch.randn(shape, generator=gen, device=device).requires_grad_(True)
+    dense_b = torch.randn(shape, generator=gen, device=device).requires_grad_(True)
+    loss_fn = _make_loss(cfg["loss"], cfg["max_tokens"]).to(device)
+    ids = list(range(b))
+
+    def step() -> None:
+        dense_a.grad = dense_b.grad = None
+        if cfg["loss"] == "NTXentLoss":
+            dims = tuple(range(2, dense_a.ndim)) if dense_a.ndim == 5 else (1,)
+            loss = loss_fn(dense_a.mean(dims), dense_b.mean(dims))
+        elif cfg["loss"] == "CrossModalTripletLoss":
+            loss = loss_fn(dense_a, dense_b)
+        else:
+            loss = loss_fn(dense_a, dense_b, subject_ids=ids)
+        loss.backward()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss_bytes()
+    t0 = time.perf_counter()
+    step()
+    first = time.perf_counter() - t0
+    peak = (
+        torch.cuda.max_memory_allocated() - base
+        if device.type == "cuda"
+        else max(0, _maxrss_bytes() - base)
+    )
+    times = [first]
+    if first < SLOW_S:
+        times = []
+        for _ in range(cfg["reps"]):
+            t0 = time.perf_counter()
+            step()
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    return {
+        **cfg,
+        "time_s": times[len(times) // 2],
+        "runs": len(times),
+        "peak_mib": peak / 2**20,
+        "stats": {k: float(v) for k, v in getattr(loss_fn, "last_stats", {}).items()},
+    }
+
+
+def run_isolated(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Runs a configuration in a fresh subprocess (CPU memory is per process)."""
+    env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    proc = subprocess.run(
+        [sys.executable, __file__, "--config", json.dumps(cfg)],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=env,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"configuration {cfg} failed:\n{proc.stderr[-3000:]}")
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def swin_step(device: torch.device) -> dict[str, float]:
+    """Time and memory of a MONAI SwinViT encoder step (cuda only)."""
+    from monai.networks.nets.swin_unetr import SwinTransformer
+
+    model = SwinTransformer(
+        in_chans=1,
+        embed_dim=48,
+        window_size=(7, 7, 7),
+        patch_size=(2, 2, 2),
+        depths=(2, 2, 2, 2),
+        num_heads=(3, 6, 12, 24),
+        spatial_dims=3,
+    ).to(device)
+    x = torch.randn(8, 1, 96, 96, 96, device=device)
+
+    def step() -> tuple[int, ...]:
+        model.zero_grad(set_to_none=True)
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+            outs = model(x)
+            loss = sum(o.float().mean() for o in outs)
+        loss.backward()
+        torch.cuda.synchronize()
+        return tuple(outs[2].shape)
+
+    step()
+    torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        shape = step()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return {
+        "time_s": times[2],
+        "peak_mib": torch.cuda.max_memory_allocated() / 2**20,
+        "stage2_shape": str(shape),
+    }
+
+
+def taco_on_swin_features(device: torch.device, modality_pairs: str) -> float:
+    """Time of TopoAlignLoss on a (2, 4, 192, 12, 12, 12) stack (the SwinViT 1/8 stage)."""
+    from lightly_topo.loss import TopoAlignLoss
+
+    gen = torch.Generator(device=device).manual_seed(0)
+    stack = torch.randn(2, 4, 192, 12, 12, 12, generator=gen, device=device, requires_grad=True)
+    loss_fn = TopoAlignLoss(modality_pairs=modality_pairs, seed=0)
+
+    def step() -> None:
+        stack.grad = None
+        with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+            loss = loss_fn(stack, subject_ids=["s0", "s1"])
+        loss.backward()
+        torch.cuda.synchronize()
+
+    step()
+    times = []
+    for _ in range(5):
+        t0 = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[2]
+
+
+def _fmt_ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.1f}" if seconds < 10 else f"{seconds * 1e3:.0f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (table 1)")
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--tokens", type=int, nargs="+", default=[27, 1728, 13824])
+    parser.add_argument("--config", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    if args.config:
+        print(json.dumps(run_config(json.loads(args.config))))
+        return
+    if args.device == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda but torch.cuda.is_available() is False")
+    device = torch.device(args.device)
+    started = time.time()
+    losses = ["NTXentLoss", "CrossModalTripletLoss", "PseudoCorrespondenceLoss", "TopoAlignLoss"]
+    rows = []
+    for n in args.tokens:
+        for name in losses:
+            settings: list[int | None] = [None]
+            if name != "NTXentLoss" and n > MAX_TOKENS:
+                settings.append(MAX_TOKENS)
+            for max_tokens in settings:
+                cfg = {
+                    "device": args.device,
+                    "threads": args.threads,
+                    "batch": 4,
+                    "channels": 192,
+                    "tokens": n,
+                    "loss": name,
+                    "max_tokens": max_tokens,
+                    "reps": args.reps,
+                }
+                res = run_isolated(cfg) if args.device == "cpu" else run_config(cfg)
+                rows.append(res)
+                print(
+                    f"{n:>6} {name:<26} max_tokens={max_tokens!s:<5} "
+                    f"{_fmt_ms(res['time_s']):>9} ms  {res['peak_mib']:9.1f} MiB",
+                    flush=True,
+                )
+
+    authors = []
+    if args.device == "cpu":
+        for n in (27, 216, 1728):
+            for max_tokens in (None, 256) if n == 1728 else (None,):
+                cfg = {
+                    "device": "cpu",
+                    "threads": 2,
+                    "batch": 2,
+                    "channels": 192,
+                    "tokens": n,
+                    "loss": "TopoAlignLoss",
+                    "max_tokens": max_tokens,
+                    "reps": 5,
+                }
+                res = run_isolated(cfg)
+                authors.append(res)
+                print(f"authors' setting {n} max_tokens={max_tokens}: {_fmt_ms(res['time_s'])} ms")
+
+    swin: dict[str, Any] = {}
+    if args.device == "cuda":
+        swin = swin_step(device)
+        swin["taco_all_pairs_s"] = taco_on_swin_features(device, "all")
+        swin["taco_random_pair_s"] = taco_on_swin_features(device, "random")
+        print(swin)
+
+    load = os.getloadavg()
+    lines = [
+        "# TACO loss benchmark",
+        "",
+        f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
+        f"- command: `python {' '.join(sys.argv)}`",
+        f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, torch {torch.__version__}, device "
+        + (torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"),
+        f"- load average at the end (1, 5, 15 min): {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} "
+        "(other jobs shared the CPU; CPU times are wall-clock)",
+        f"- wall time of the benchmark: {time.time() - started:.0f} s",
+        "- loss options: defaults (k = 5, negatives = 5, max_pairs = 6), seed 0; inputs "
+        "random normal maps (B, 192, D, H, W), every sample a different subject",
+        "- time: forward + backward, median of the timed runs after one warm-up run; runs "
+        f"slower than {SLOW_S:.0f} s are timed once (the warm-up run itself)",
+        "- CPU subprocesses run with OMP_WAIT_POLICY="
+        + os.environ.get("OMP_WAIT_POLICY", "PASSIVE")
+        + " (spinning OpenMP threads stall on a shared 2-core machine)",
+        "- memory: "
+        + (
+            "CPU peak RSS during the first run minus RSS before it (ru_maxrss vs "
+            "/proc/self/statm), one subprocess per configuration"
+            if args.device == "cpu"
+            else "torch.cuda.max_memory_allocated minus memory allocated before the run"
+        ),
+        "",
+        f"## Batch 4, 192 channels, {args.device}"
+        + (f", {args.threads} threads" if args.device == "cpu" else ""),
+        "",
+        "| tokens | loss | max_tokens | time (ms) | runs | peak memory (MiB) | matched fraction |",
+        "|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        frac = r["stats"].get("matched_fraction")
+        lines.append(
+            f"| {r['tokens']} | {r['loss']} | {r['max_tokens'] or '-'} | "
+            f"{_fmt_ms(r['time_s'])} | {r['runs']} | {r['peak_mib']:.1f} | "
+            f"{'-' if frac is None else f'{frac:.2f}'} |"
+        )
+    if authors:
+        lines += [
+            "",
+            "## Against the authors' released implementation (2 CPU threads, batch 2, 192 channels)",
+            "",
+            "TopoAlignLoss = intra and inter terms, both ways, forward + backward. The authors' "
+            "figures are **quoted from the issue, not measured by us** (their code has no "
+            "licence and was not run).",
+            "",
+            "| tokens | max_tokens | ours (ms) | authors, quoted (ms) | speed-up | target |",
+            "|---:|---:|---:|---:|---:|---|",
+        ]
+        for r in authors:
+            quoted = QUOTED_AUTHORS_S[r["tokens"]]
+            target = "< 64 ms (100x)" if r["tokens"] == 1728 else ""
+            lines.append(
+                f"| {r['tokens']} | {r['max_tokens'] or '-'} | {_fmt_ms(r['time_s'])} | "
+                f"{quoted * 1e3:.0f} | {quoted / r['time_s']:.2g}x | {target} |"
+            )
+    if swin:
+        step_s = swin["time_s"]
+        lines += [
+            "",
+            "## TACO terms against a SwinViT encoder step (cuda)",
+            "",
+            f"MONAI SwinTransformer, feature size 48, 8 x 1 x 96^3 (batch 2 x 4 modalities), "
+            f"bf16 autocast, forward + backward: {step_s * 1e3:.1f} ms, peak "
+            f"{swin['peak_mib']:.0f} MiB; stage-2 map {swin['stage2_shape']} (1728 tokens).",
+            "",
+            "| TACO terms at 1728 tokens (stack 2 x 4 x 192 x 12^3, bf16 autocast) | time (ms) | % of encoder step (target < 5%) |",
+            "|---|---:|---:|",
+            f"| TopoAlignLoss, all 6 modality pairs | {swin['taco_all_pairs_s'] * 1e3:.1f} | "
+            f"{100 * swin['taco_all_pairs_s'] / step_s:.1f} |",
+            f"| TopoAlignLoss, one random pair per subject | {swin['taco_random_pair_s'] * 1e3:.1f} | "
+            f"{100 * swin['taco_random_pair_s'] / step_s:.1f} |",
+        ]
+        for r in rows:
+            if r["tokens"] == 1728 and r["loss"] == "TopoAlignLoss":
+                lines.append(
+                    f"| TopoAlignLoss, batch 4 two modalities, max_tokens={r['max_tokens']} | "
+                    f"{r['time_s'] * 1e3:.1f} | {100 * r['time_s'] / step_s:.1f} |"
+                )
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text)
+        payload = {"rows": rows, "authors": authors, "swin": swin, "argv": sys.argv}
+        args.out.with_suffix(".json").write_text(json.dumps(payload, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""Input handling shared by the TACO losses: tokens, masks, subject ids, dtypes, randomness.
+
+Private module. Dense maps ``(B, C, D, H, W)`` become tokens ``(B, N, C)`` with
+``N = D*H*W`` in C order and the channels last (``x.flatten(2).transpose(1, 2)``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+
+import torch
+from lightly.utils import dist
+from torch import Tensor
+from torch import distributed as torch_dist
+
+#: Subject identifiers as accepted by the losses.
+SubjectIds = Sequence[str | int] | Tensor | None
+
+
+class LossInputError(ValueError):
+    """Features, masks or subject ids that a TACO loss cannot use."""
+
+
+def as_tokens(x: Tensor, name: str) -> Tensor:
+    """Returns tokens ``(B, N, C)`` from a map ``(B, C, D, H, W)`` or tokens ``(B, N, C)``."""
+    if not isinstance(x, Tensor):
+        raise LossInputError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
+    if x.ndim == 5:
+        return x.flatten(2).transpose(1, 2)
+    if x.ndim == 3:
+        return x
+    raise LossInputError(
+        f"{name} must be a dense map (B, C, D, H, W) or tokens (B, N, C), got shape "
+        f"{tuple(x.shape)}."
+    )
+
+
+def as_token_mask(mask: Tensor | None, batch: int, tokens: int, device: torch.device) -> Tensor:
+    """Returns a bool mask ``(B, N)``; accepts ``(B, N)``, ``(B, D, H, W)`` or ``(B, 1, D, H, W)``."""
+    if mask is None:
+        return torch.ones(batch, tokens, dtype=torch.bool, device=device)
+    if not isinstance(mask, Tensor):
+        raise LossInputError(f"mask must be a bool torch.Tensor, got {type(mask).__name__}.")
+    if mask.dtype != torch.bool:
+        raise LossInputError(
+            f"mask must be a bool tensor (True = valid token), got dtype {mask.dtype}."
+        )
+    flat = mask.reshape(mask.shape[0], -1) if mask.ndim >= 2 else mask
+    if flat.ndim != 2 or tuple(flat.shape) != (batch, tokens):
+        raise LossInputError(
+            f"mask must have shape (B, N) = ({batch}, {tokens}) (or (B, D, H, W) with "
+            f"D*H*W = N), got {tuple(mask.shape)}."
+        )
+    return flat.to(device)
+
+
+def compute_dtype(x: Tensor) -> torch.dtype:
+    """The dtype of the distance math: float32, or float64 for float64 input."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
+def no_autocast(device: torch.device) -> AbstractContextManager[None]:
+    """Context in which the distance math runs at full precision under autocast."""
+    return torch.autocast(device_type=device.type, enabled=False)
+
+
+def prepare_pair(
+    feats_a: Tensor, feats_b: Tensor, mask: Tensor | None, min_tokens: int
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Checks two modalities' features and returns tokens ``(B, N, C)`` (float) and mask ``(B, N)``.
+
+    Raises:
+        LossInputError: On mismatched shapes, too few tokens, non-finite values or a bad mask.
+    """
+    a = as_tokens(feats_a, "feats_a")
+    b = as_tokens(feats_b, "feats_b")
+    if feats_a.shape != feats_b.shape:
+        raise LossInputError(
+            f"feats_a and feats_b must have the same shape (the two modalities of the same "
+            f"subjects on the same grid), got {tuple(feats_a.shape)} and {tuple(feats_b.shape)}."
+        )
+    batch, tokens, channels = a.shape
+    if batch == 0 or channels == 0:
+        raise LossInputError(f"feats_a is empty: shape {tuple(feats_a.shape)}.")
+    if tokens < min_tokens:
+        raise LossInputError(
+            f"feats_a has N = {tokens} tokens per sample but the loss needs at least "
+            f"{min_tokens} (k neighbours plus the anchor plus one non-neighbour); lower k or "
+            f"use a larger feature map."
+        )
+    token_mask = as_token_mask(mask, batch, tokens, a.device)
+    a = check_finite(a, token_mask, "feats_a")
+    b = check_finite(b, token_mask, "feats_b")
+    return a, b, token_mask
+
+
+def check_finite(x: Tensor, mask: Tensor, name: str) -> Tensor:
+    """Checks that the valid tokens ``(..., N, C)`` are finite; returns ``x`` in the compute
+    dtype with the masked tokens set to zero (they are never read, not even as NaN)."""
+    if not x.is_floating_point():
+        raise LossInputError(f"{name} must be a floating point tensor, got {x.dtype}.")
+    if not bool((torch.isfinite(x).all(-1) | ~mask).all()):
+        raise LossInputError(
+            f"{name} contains NaN or Inf values in valid tokens; check the encoder output "
+            f"(e.g. a diverged run or an overflow under float16)."
+        )
+    return x.to(compute_dtype(x)).masked_fill(~mask.unsqueeze(-1), 0.0)
+
+
+def subject_groups(subject_ids: SubjectIds, batch: int, device: torch.device) -> Tensor:
+    """Returns int64 ``(B,)`` keys, equal exactly for samples of the same subject.
+
+    Ids are compared by their string form (``1`` and ``"1"`` are the same subject) and
+    hashed, so that the keys agree across processes. ``None``: every sample is a subject.
+    """
+    if subject_ids is None:
+        return -1 - torch.arange(batch, device=device)
+    if isinstance(subject_ids, Tensor):
+        if subject_ids.ndim != 1:
+            raise LossInputError(
+                f"subject_ids must be 1-D with one id per sample, got shape "
+                f"{tuple(subject_ids.shape)}."
+            )
+        values: list[str | int] = [v for v in subject_ids.tolist()]
+    elif isinstance(subject_ids, str) or not isinstance(subject_ids, Sequence):
+        raise LossInputError(
+            f"subject_ids must be a list of str/int or a 1-D tensor, got "
+            f"{type(subject_ids).__name__}."
+        )
+    else:
+        values = list(subject_ids)
+    if len(values) != batch:
+        raise LossInputError(
+            f"subject_ids has {len(values)} entries but the batch has B = {batch} samples."
+        )
+    keys = [
+        int.from_bytes(hashlib.blake2b(str(v).encode(), digest_size=7).digest(), "little")
+        for v in values
+    ]
+    return torch.tensor(keys, dtype=torch.long, device=device)
+
+
+def gather_no_grad(x: Tensor) -> Tensor:
+    """Concatenates ``x`` from every process along dim 0, without gradient."""
+    parts = [torch.empty_like(x) for _ in range(dist.world_size())]
+    torch_dist.all_gather(parts, x.contiguous())
+    return torch.cat(parts, 0)
+
+
+def all_reduce_sum(x: Tensor) -> Tensor:
+    """Sum of ``x`` over processes (no gradient); ``x`` itself when not distributed."""
+    if dist.world_size() == 1:
+        return x
+    y = x.detach().clone()
+    torch_dist.all_reduce(y)
+    return y
+
+
+def is_distributed(gather_distributed: bool) -> bool:
+    return gather_distributed and dist.world_size() > 1
+
+
+class SeededRandom:
+    """Reproducible randomness of a loss.
+
+    With ``seed=None`` the global torch RNG is used. With a seed, a generator per device
+    is created on first use and advances from call to call, so a run is reproducible
+    from the loss's construction. :meth:`shared_seed` gives a seed that is the same on
+    every process (for choices that must agree across ranks, e.g. the pair subset).
+    """
+
+    def __init__(self, seed: int | None) -> None:
+        self.seed = seed
+        self._generators: dict[str, torch.Generator] = {}
+        self._calls = 0
+
+    def generator(self, device: torch.device) -> torch.Generator | None:
+        if self.seed is None:
+            return None
+        key = str(device)
+        if key not in self._generators:
+            gen = torch.Generator(device=device)
+            gen.manual_seed(self.seed + 1_000_003 * dist.rank())
+            self._generators[key] = gen
+        return self._generators[key]
+
+    def shared_seed(self, device: torch.device, distributed: bool) -> int:
+        """A seed equal on every process: from ``seed`` and the call count, or broadcast."""
+        self._calls += 1
+        if self.seed is not None:
+            return (self.seed * 1_000_003 + self._calls) % (2**62)
+        value = torch.randint(0, 2**62, (1,), device=device)
+        if distributed:
+            torch_dist.broadcast(value, src=0)
+        return int(value.item())

@@ -1,0 +1,341 @@
+"""Inter-instance pseudo-correspondence loss of TACO."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from lightly.utils import dist
+from torch import Tensor, nn
+from torch import distributed as torch_dist
+
+from lightly_topo.loss import _ops
+from lightly_topo.loss._tokens import (
+    LossInputError,
+    SeededRandom,
+    SubjectIds,
+    all_reduce_sum,
+    gather_no_grad,
+    is_distributed,
+    no_autocast,
+    prepare_pair,
+    subject_groups,
+)
+from lightly_topo.loss.cross_modal_triplet_loss import Negatives, check_options
+
+
+class PseudoCorrespondenceLoss(nn.Module):
+    """Inter-instance pseudo-correspondence loss of TACO [0].
+
+    For ordered pairs ``(p, q)`` of samples of different subjects (never two samples with
+    the same ``subject_ids`` value; at most ``max_pairs`` per batch, a random subset),
+    with ``A`` the modality-a tokens of ``p`` and ``B`` the modality-b tokens of ``q``:
+
+    - pseudo-correspondences are the mutual nearest neighbours of ``A`` and ``B`` under
+      cosine distance (no gradient);
+    - for each matched anchor ``i`` of ``A`` with partner ``u`` in ``B``, the ``k`` nearest
+      tokens of ``i`` within ``A`` (cosine, ``i`` excluded) are kept where they are
+      matched, and their partners in ``B`` are the positives;
+    - the negatives are the unmatched tokens of ``B`` (if every token is matched: the
+      tokens of ``B`` other than ``u`` and the positives);
+    - the hinge is ``relu(dB(u, pos) - dB(u, neg) + margin)``, ``dB`` the cosine distance
+      among the tokens of ``B``.
+
+    Anchors without a matched neighbour are skipped. A pair's term is the mean over its
+    valid anchors (each anchor: the mean over its positive x negative pairs); the loss is
+    the mean over pairs with at least one valid anchor (zero, with a gradient path, when
+    there is none, e.g. a batch of one subject), computed in both directions and summed:
+    pairs ``(a-tokens of p, b-tokens of q)`` plus pairs ``(b-tokens of p, a-tokens of q)``.
+    Only the matched subset is aligned and matched tokens are never pulled together
+    directly, which keeps the topology from collapsing across modalities.
+
+    - [0] Beyond Instance-Level Self-Supervision in 3D Multi-Modal Medical Imaging
+      (TACO), ICML 2026.
+
+    Negative modes: ``negatives=s`` (int) draws ``s`` negatives per positive, uniformly
+    with replacement; ``negatives="all"`` is the deterministic mean over every positive x
+    negative pair (memory ``O(anchors x N)`` per pair).
+
+    Tokens, masks, dtypes: as :class:`~lightly_topo.loss.CrossModalTripletLoss`. Masked
+    tokens take no part (not in the mutual-NN search, nor as anchor, neighbour or
+    negative). ``max_tokens`` draws at most that many anchors per pair among the matched
+    tokens; the mutual-NN search (``O(N^2 C)`` time, in chunks) and the neighbour and
+    negative searches still cover every valid token, so memory is ``O(max_tokens x N)``.
+
+    Distributed: with ``gather_distributed=True`` the features of every process are
+    gathered (:func:`lightly.utils.dist.gather`, gradients flow back to their process) and
+    every process builds the same list of pairs over the global batch (the subset is drawn
+    from a seed shared by all processes); process ``r`` computes pairs ``r, r + W, ...``
+    and the mean over pairs is taken over all processes, so the averaged DDP gradient
+    equals that of the single-process loss on the concatenated batch. Every process must
+    pass features of the same shape.
+
+    Statistics of the last call are in :attr:`last_stats` (detached 0-dim tensors):
+    ``loss``, ``loss_ab`` (pairs a of p, b of q), ``loss_ba``, ``matched_fraction`` (mutual
+    NN tokens / valid tokens over the computed pairs), ``n_anchors`` (valid anchors),
+    ``n_pairs`` (pair terms that took part).
+
+    Attributes:
+        k: Number of neighbours within ``A``.
+        margin: Hinge margin.
+        max_pairs: Ordered subject pairs per batch, or ``None`` for all.
+        negatives: ``int`` or ``"all"``.
+        max_tokens: Anchors per pair, or ``None`` for all matched tokens.
+        gather_distributed: Build pairs across processes.
+        seed: Seed of the pair subset and the sampling, or ``None`` for the global RNG.
+
+    Examples:
+        >>> import torch
+        >>> from lightly.loss import NTXentLoss
+        >>> from lightly_topo.loss import PseudoCorrespondenceLoss
+        >>>
+        >>> ntxent, inter = NTXentLoss(), PseudoCorrespondenceLoss()
+        >>> z0, z1 = torch.randn(4, 128), torch.randn(4, 128)
+        >>> dense_a = torch.randn(4, 192, 3, 3, 3, requires_grad=True)
+        >>> dense_b = torch.randn(4, 192, 3, 3, 3, requires_grad=True)
+        >>> loss = ntxent(z0, z1) + inter(dense_a, dense_b, subject_ids=["s1", "s2", "s3", "s4"])
+        >>> loss.backward()
+    """
+
+    def __init__(
+        self,
+        k: int = 5,
+        margin: float = 0.4,
+        max_pairs: int | None = 6,
+        negatives: Negatives = 5,
+        max_tokens: int | None = None,
+        gather_distributed: bool = False,
+        seed: int | None = None,
+    ) -> None:
+        super().__init__()
+        check_options(k, margin, negatives, max_tokens)
+        if max_pairs is not None and (
+            isinstance(max_pairs, bool) or not isinstance(max_pairs, int) or max_pairs < 1
+        ):
+            raise LossInputError(f"max_pairs must be a positive int or None, got {max_pairs!r}.")
+        if gather_distributed and not torch_dist.is_available():
+            raise LossInputError(
+                "gather_distributed is True but torch.distributed is not available. Set "
+                "gather_distributed=False or install a torch build with distributed support."
+            )
+        self.k = k
+        self.margin = margin
+        self.max_pairs = max_pairs
+        self.negatives = negatives
+        self.max_tokens = max_tokens
+        self.gather_distributed = gather_distributed
+        self.seed = seed
+        self._random = SeededRandom(seed)
+        self.last_stats: dict[str, Tensor] = {}
+
+    def forward(
+        self,
+        feats_a: Tensor,
+        feats_b: Tensor,
+        subject_ids: SubjectIds = None,
+        mask: Tensor | None = None,
+    ) -> Tensor:
+        """Computes the loss.
+
+        Args:
+            feats_a: Dense features of modality a, ``(B, C, D, H, W)`` or tokens
+                ``(B, N, C)``.
+            feats_b: Features of modality b of the same subjects, same shape.
+            subject_ids: One id per sample (list of str/int or 1-D tensor); samples with
+                equal ids are never paired. ``None``: every sample is a different subject.
+            mask: Valid tokens, bool ``(B, N)`` (or ``(B, D, H, W)``); ``None``: all.
+
+        Returns:
+            The loss, a scalar.
+
+        Raises:
+            LossInputError: On mismatched shapes, ``N < k + 2``, non-finite features, a bad
+                mask or ``subject_ids`` of the wrong length.
+        """
+        a, b, token_mask = prepare_pair(feats_a, feats_b, mask, min_tokens=self.k + 2)
+        groups = subject_groups(subject_ids, a.shape[0], a.device)
+        return self.loss_from_tokens(a, b, token_mask, token_mask, groups)
+
+    def loss_from_tokens(
+        self,
+        a: Tensor,
+        b: Tensor,
+        mask_a: Tensor,
+        mask_b: Tensor,
+        groups: Tensor,
+        modalities: Tensor | None = None,
+    ) -> Tensor:
+        """The loss on checked tokens ``(B, N, C)`` with per-modality masks and group keys.
+
+        ``modalities`` (B, 2), if given, names the modality of each sample's a and b
+        tokens; a pair (p, q) is then allowed only where both of its directions compare
+        two different modalities (``modalities[p, 0] != modalities[q, 1]`` and
+        ``modalities[p, 1] != modalities[q, 0]``).
+        """
+        device = a.device
+        distributed = is_distributed(self.gather_distributed)
+        with no_autocast(device):
+            local_a, local_b = a, b
+            if distributed:
+                a = torch.cat(dist.gather(a), 0)
+                b = torch.cat(dist.gather(b), 0)
+                mask_a = gather_no_grad(mask_a)
+                mask_b = gather_no_grad(mask_b)
+                groups = gather_no_grad(groups)
+                if modalities is not None:
+                    modalities = gather_no_grad(modalities)
+            p_idx, q_idx = self._pairs(mask_a, mask_b, groups, modalities, distributed)
+            if distributed:
+                rank, world = dist.rank(), dist.world_size()
+                p_idx, q_idx = p_idx[rank::world], q_idx[rank::world]
+            sums, counts, stats = self._pair_terms(a, b, mask_a, mask_b, p_idx, q_idx)
+            if distributed:
+                norm = all_reduce_sum(counts).clamp(min=1) / dist.world_size()
+            else:
+                norm = counts.clamp(min=1)
+            per_direction = sums / norm
+            # keep a gradient path to every input (and to the gathered tensors, so that
+            # every process takes part in the backward all-reduce)
+            loss = per_direction.sum() + 0.0 * (a.sum() + b.sum() + local_a.sum() + local_b.sum())
+        self.last_stats = {
+            "loss": loss.detach(),
+            "loss_ab": per_direction[0].detach(),
+            "loss_ba": per_direction[1].detach(),
+            **stats,
+        }
+        return loss
+
+    def _pairs(
+        self,
+        mask_a: Tensor,
+        mask_b: Tensor,
+        groups: Tensor,
+        modalities: Tensor | None,
+        distributed: bool,
+    ) -> tuple[Tensor, Tensor]:
+        """Ordered pairs (p, q) of different subjects, a random subset of ``max_pairs``."""
+        allowed = groups.unsqueeze(1) != groups.unsqueeze(0)
+        if modalities is not None:
+            allowed &= modalities[:, 0].unsqueeze(1) != modalities[:, 1].unsqueeze(0)
+            allowed &= modalities[:, 1].unsqueeze(1) != modalities[:, 0].unsqueeze(0)
+        has_a, has_b = mask_a.any(1), mask_b.any(1)
+        allowed &= (has_a.unsqueeze(1) & has_b.unsqueeze(0)) | (
+            has_b.unsqueeze(1) & has_a.unsqueeze(0)
+        )
+        p_idx, q_idx = allowed.nonzero(as_tuple=True)
+        if self.max_pairs is not None and p_idx.numel() > self.max_pairs:
+            seed = self._random.shared_seed(mask_a.device, distributed)
+            gen = torch.Generator().manual_seed(seed)
+            keep = torch.randperm(p_idx.numel(), generator=gen)[: self.max_pairs]
+            keep = keep.to(p_idx.device)
+            p_idx, q_idx = p_idx[keep], q_idx[keep]
+        return p_idx, q_idx
+
+    def _pair_terms(
+        self,
+        a: Tensor,
+        b: Tensor,
+        mask_a: Tensor,
+        mask_b: Tensor,
+        p_idx: Tensor,
+        q_idx: Tensor,
+    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """Sums and counts (2,) of the pair terms of both directions, and statistics."""
+        n_pairs = p_idx.numel()
+        zero = torch.zeros(2, dtype=a.dtype, device=a.device)
+        if n_pairs == 0:
+            stats = {
+                "matched_fraction": zero[0].detach(),
+                "n_anchors": torch.zeros((), dtype=torch.long, device=a.device),
+                "n_pairs": torch.zeros((), dtype=torch.long, device=a.device),
+            }
+            return zero, zero, stats
+        # Mutual NN between a-tokens of i and b-tokens of j, keyed (i, j). Direction 1 of
+        # pair (p, q) uses key (p, q); direction 2 (b of p, a of q) uses key (q, p),
+        # transposed, so both directions of (p, q) and (q, p) share one search.
+        batch = a.shape[0]
+        keys = torch.cat([p_idx * batch + q_idx, q_idx * batch + p_idx])
+        unique, inverse = torch.unique(keys, return_inverse=True)
+        ui, uj = unique // batch, unique % batch
+        nn_ab, nn_ba, matched_a, matched_b = _ops.mutual_nearest_neighbours(
+            a[ui].detach(), b[uj].detach(), mask_a[ui], mask_b[uj]
+        )
+        first, second = inverse[:n_pairs], inverse[n_pairs:]
+        # stack both directions: anchor side X, partner side Y
+        x = torch.cat([a[p_idx], b[p_idx]])
+        y = torch.cat([b[q_idx], a[q_idx]])
+        mask_x = torch.cat([mask_a[p_idx], mask_b[p_idx]])
+        mask_y = torch.cat([mask_b[q_idx], mask_a[q_idx]])
+        nn_xy = torch.cat([nn_ab[first], nn_ba[second]])
+        matched_x = torch.cat([matched_a[first], matched_b[second]])
+        matched_y = torch.cat([matched_b[first], matched_a[second]])
+        per_pair, valid_pair, n_anchors = self._terms(
+            x, y, mask_x, mask_y, nn_xy, matched_x, matched_y
+        )
+        per_pair = torch.where(valid_pair, per_pair, 0.0).view(2, n_pairs)
+        sums = per_pair.sum(1)
+        counts = valid_pair.view(2, n_pairs).sum(1).to(a.dtype)
+        stats = {
+            "matched_fraction": (matched_x.sum() / mask_x.sum().clamp(min=1)).detach().to(a.dtype),
+            "n_anchors": n_anchors.detach(),
+            "n_pairs": valid_pair.sum().detach(),
+        }
+        return sums, counts, stats
+
+    def _terms(
+        self,
+        x: Tensor,
+        y: Tensor,
+        mask_x: Tensor,
+        mask_y: Tensor,
+        nn_xy: Tensor,
+        matched_x: Tensor,
+        matched_y: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """Per pair term (P,), whether the pair has a valid anchor (P,), valid anchors."""
+        k = self.k
+        gen = self._random.generator(x.device)
+        if self.max_tokens is not None and self.max_tokens < x.shape[1]:
+            anchors, anchor_valid = _ops.sample_positions(matched_x, self.max_tokens, gen)
+        else:
+            anchors, anchor_valid = _ops.valid_positions(matched_x)
+        neighbours, found = _ops.knn(x.detach(), anchors, mask_x, k, metric="cosine")
+        kept = _ops.gather_values(matched_x, neighbours) & found & anchor_valid.unsqueeze(-1)
+        partner = _ops.gather_values(nn_xy, anchors)
+        positives = _ops.gather_values(nn_xy, neighbours)
+        yn = F.normalize(y, dim=-1)
+        y_partner = _ops.gather_tokens(yn, partner)
+        d_pos = 1.0 - _ops.sampled_dot(y_partner, yn, positives)
+        unmatched = mask_y & ~matched_y
+        has_unmatched = unmatched.any(1)
+        n_kept = kept.sum(-1)
+        exclude = torch.cat([partner.unsqueeze(-1), positives], -1)
+        exclude_valid = torch.cat([anchor_valid.unsqueeze(-1), kept], -1)
+        n_fallback = mask_y.sum(1, keepdim=True) - exclude_valid.sum(-1)
+        n_neg = torch.where(has_unmatched.unsqueeze(1), unmatched.sum(1, keepdim=True), n_fallback)
+        anchor_ok = anchor_valid & (n_kept > 0) & (n_neg > 0)
+        if self.negatives == "all":
+            d_all = 1.0 - torch.bmm(y_partner, yn.transpose(1, 2))
+            excluded = torch.zeros(d_all.shape, dtype=torch.int32, device=x.device)
+            excluded.scatter_add_(2, exclude, exclude_valid.to(torch.int32))
+            fallback = mask_y.unsqueeze(1) & (excluded == 0)
+            neg_valid = torch.where(has_unmatched.view(-1, 1, 1), unmatched.unsqueeze(1), fallback)
+            total = _ops.hinge_sum(d_pos, d_all, kept, neg_valid, self.margin)
+            per_anchor = total / (n_kept * n_neg).clamp(min=1)
+        else:
+            s = int(self.negatives)
+            p, n_anchor = anchors.shape
+            no_exclusion = torch.zeros(p, n_anchor, 0, dtype=torch.long, device=x.device)
+            neg_unmatched, _ = _ops.sample_excluding(
+                unmatched, no_exclusion, no_exclusion.bool(), k * s, gen
+            )
+            neg_fallback, _ = _ops.sample_excluding(mask_y, exclude, exclude_valid, k * s, gen)
+            negs = torch.where(has_unmatched.view(-1, 1, 1), neg_unmatched, neg_fallback)
+            d_neg = 1.0 - _ops.sampled_dot(y_partner, yn, negs.view(p, n_anchor, k * s))
+            d_neg = d_neg.view(p, n_anchor, k, s)
+            hinge = F.relu(d_pos.unsqueeze(-1) - d_neg + self.margin)
+            hinge = torch.where(kept.unsqueeze(-1), hinge, 0.0)
+            per_anchor = hinge.sum((-1, -2)) / (n_kept * s).clamp(min=1)
+        per_anchor = torch.where(anchor_ok, per_anchor, 0.0)
+        n_ok = anchor_ok.sum(1)
+        per_pair = per_anchor.sum(1) / n_ok.clamp(min=1)
+        return per_pair, n_ok > 0, n_ok.sum()
