@@ -12,9 +12,17 @@ import sys
 from collections.abc import Sequence
 
 from lightly_topo._version import __version__
-from lightly_topo.cli import info, summary
+from lightly_topo.cli import (
+    benchmark,
+    evaluate,
+    finetune,
+    info,
+    list_cmd,
+    pretrain,
+    summary,
+)
 
-_COMMANDS = (info, summary)
+_COMMANDS = (list_cmd, pretrain, benchmark, finetune, evaluate, summary, info)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -48,7 +56,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as error:
         from lightly_topo.data.errors import DataError
 
-        if isinstance(error, DataError | FileNotFoundError | ValueError) and not args.traceback:
+        if isinstance(error, DataError | FileNotFoundError | ValueError) and not getattr(
+            args, "traceback", False
+        ):
             print(f"lightly-topo {args.command}: error: {error}", file=sys.stderr)
             return 1
         raise
