@@ -6,11 +6,17 @@ Run:
 
 Tables:
 1. Each loss for 27, 1728 and 13824 tokens (batch 4, 192 channels, two modalities),
-   without and with ``max_tokens``, next to ``NTXentLoss`` on the pooled features of the
-   same batch.
+   without and with ``max_tokens`` (13824 tokens without ``max_tokens`` only with
+   ``--full-large``: minutes per step on CPU), next to ``NTXentLoss`` on the pooled
+   features of the same batch.
 2. Batch 2, 192 channels, ``TopoAlignLoss`` (intra and inter terms, both ways) at 27, 216
    and 1728 tokens on 2 CPU threads, next to the figures of the authors' released
    implementation quoted in the issue (not measured here).
+
+Time is wall-clock and process CPU time (``time.process_time``, all threads), each the
+median of the timed runs. As a load-independent unit every configuration also times a
+plain fp32 ``(1728, 192) @ (192, 1728)`` matmul in the same process ("matmul
+equivalents" = loss time / matmul time).
 3. (cuda only) A MONAI SwinViT encoder step (feature size 48, 8 single-channel 96^3
    volumes = batch 2 x 4 modalities, bf16 autocast, forward + backward) and the TACO
    terms at 1728 tokens as a percentage of it.
@@ -47,6 +53,26 @@ if str(REPO) not in sys.path:
 QUOTED_AUTHORS_S = {27: 0.011, 216: 0.12, 1728: 6.4}
 MAX_TOKENS = 512
 SLOW_S = 5.0
+#: max_tokens settings of the authors' comparison at 1728 tokens.
+AUTHORS_MAX_TOKENS = (None, 512, 256, 128)
+
+
+def _matmul_s(device: torch.device, reps: int = 7) -> tuple[float, float]:
+    """Median wall and CPU time of a fp32 (1728, 192) @ (192, 1728) matmul."""
+    x = torch.randn(1728, 192, device=device)
+    y = torch.randn(192, 1728, device=device)
+    walls, cpus = [], []
+    for i in range(reps + 2):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0, c0 = time.perf_counter(), time.process_time()
+        x @ y
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        if i >= 2:
+            walls.append(time.perf_counter() - t0)
+            cpus.append(time.process_time() - c0)
+    return sorted(walls)[reps // 2], sorted(cpus)[reps // 2]
 
 
 def _rss_bytes() -> int:
@@ -106,25 +132,35 @@ def run_config(cfg: dict[str, Any]) -> dict[str, Any]:
         base = torch.cuda.memory_allocated()
     else:
         base = _rss_bytes()
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     step()
     first = time.perf_counter() - t0
+    first_cpu = time.process_time() - c0
     peak = (
         torch.cuda.max_memory_allocated() - base
         if device.type == "cuda"
         else max(0, _maxrss_bytes() - base)
     )
-    times = [first]
+    times, cpu_times = [first], [first_cpu]
+    mm_wall, mm_cpu = _matmul_s(device)
     if first < SLOW_S:
-        times = []
+        times, cpu_times = [], []
         for _ in range(cfg["reps"]):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             step()
             times.append(time.perf_counter() - t0)
+            cpu_times.append(time.process_time() - c0)
+        mm_wall2, mm_cpu2 = _matmul_s(device)
+        mm_wall, mm_cpu = min(mm_wall, mm_wall2), min(mm_cpu, mm_cpu2)
     times.sort()
+    cpu_times.sort()
     return {
         **cfg,
         "time_s": times[len(times) // 2],
+        "cpu_s": cpu_times[len(cpu_times) // 2],
+        "matmul_s": mm_wall,
+        "matmul_cpu_s": mm_cpu,
+        "load_1min": os.getloadavg()[0],
         "runs": len(times),
         "peak_mib": peak / 2**20,
         "stats": {k: float(v) for k, v in getattr(loss_fn, "last_stats", {}).items()},
@@ -222,6 +258,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (table 1)")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--tokens", type=int, nargs="+", default=[27, 1728, 13824])
+    parser.add_argument(
+        "--full-large",
+        action="store_true",
+        help="also run the TACO losses at more than 1728 tokens without max_tokens",
+    )
     parser.add_argument("--config", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -232,6 +273,7 @@ def main() -> None:
         parser.error("--device cuda but torch.cuda.is_available() is False")
     device = torch.device(args.device)
     started = time.time()
+    load_start = os.getloadavg()
     losses = ["NTXentLoss", "CrossModalTripletLoss", "PseudoCorrespondenceLoss", "TopoAlignLoss"]
     rows = []
     for n in args.tokens:
@@ -239,6 +281,8 @@ def main() -> None:
             settings: list[int | None] = [None]
             if name != "NTXentLoss" and n > MAX_TOKENS:
                 settings.append(MAX_TOKENS)
+                if n > 1728 and not args.full_large:
+                    settings.remove(None)
             for max_tokens in settings:
                 cfg = {
                     "device": args.device,
@@ -254,14 +298,16 @@ def main() -> None:
                 rows.append(res)
                 print(
                     f"{n:>6} {name:<26} max_tokens={max_tokens!s:<5} "
-                    f"{_fmt_ms(res['time_s']):>9} ms  {res['peak_mib']:9.1f} MiB",
+                    f"{_fmt_ms(res['time_s']):>9} ms (cpu {_fmt_ms(res['cpu_s'])} ms, "
+                    f"{res['time_s'] / res['matmul_s']:.1f} matmuls)  "
+                    f"{res['peak_mib']:9.1f} MiB",
                     flush=True,
                 )
 
     authors = []
     if args.device == "cpu":
         for n in (27, 216, 1728):
-            for max_tokens in (None, 256) if n == 1728 else (None,):
+            for max_tokens in AUTHORS_MAX_TOKENS if n == 1728 else (None,):
                 cfg = {
                     "device": "cpu",
                     "threads": 2,
@@ -274,7 +320,12 @@ def main() -> None:
                 }
                 res = run_isolated(cfg)
                 authors.append(res)
-                print(f"authors' setting {n} max_tokens={max_tokens}: {_fmt_ms(res['time_s'])} ms")
+                print(
+                    f"authors' setting {n} max_tokens={max_tokens}: "
+                    f"{_fmt_ms(res['time_s'])} ms (cpu {_fmt_ms(res['cpu_s'])} ms, "
+                    f"matmul {_fmt_ms(res['matmul_s'])} ms, cpu {_fmt_ms(res['matmul_cpu_s'])} ms)",
+                    flush=True,
+                )
 
     swin: dict[str, Any] = {}
     if args.device == "cuda":
@@ -292,8 +343,12 @@ def main() -> None:
         f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, torch {torch.__version__}, device "
         + (torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"),
-        f"- load average at the end (1, 5, 15 min): {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f} "
-        "(other jobs shared the CPU; CPU times are wall-clock)",
+        f"- load average (1, 5, 15 min) at the start: {load_start[0]:.1f}, {load_start[1]:.1f}, "
+        f"{load_start[2]:.1f}; at the end: {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}",
+        "- time: wall-clock (ms) and process CPU time of all threads (cpu ms); on an idle "
+        "machine with 2 well-used threads wall is about cpu / 2. mm = a plain fp32 "
+        "(1728, 192) @ (192, 1728) matmul timed in the same process (wall, cpu); "
+        "x mm = loss wall / matmul wall, the loss in matmul equivalents (load independent)",
         f"- wall time of the benchmark: {time.time() - started:.0f} s",
         "- loss options: defaults (k = 5, negatives = 5, max_pairs = 6), seed 0; inputs "
         "random normal maps (B, 192, D, H, W), every sample a different subject",
@@ -313,14 +368,17 @@ def main() -> None:
         f"## Batch 4, 192 channels, {args.device}"
         + (f", {args.threads} threads" if args.device == "cpu" else ""),
         "",
-        "| tokens | loss | max_tokens | time (ms) | runs | peak memory (MiB) | matched fraction |",
-        "|---:|---|---:|---:|---:|---:|---:|",
+        "| tokens | loss | max_tokens | time (ms) | cpu (ms) | mm wall / cpu (ms) | x mm "
+        "| runs | peak memory (MiB) | matched fraction |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         frac = r["stats"].get("matched_fraction")
         lines.append(
             f"| {r['tokens']} | {r['loss']} | {r['max_tokens'] or '-'} | "
-            f"{_fmt_ms(r['time_s'])} | {r['runs']} | {r['peak_mib']:.1f} | "
+            f"{_fmt_ms(r['time_s'])} | {_fmt_ms(r['cpu_s'])} | "
+            f"{_fmt_ms(r['matmul_s'])} / {_fmt_ms(r['matmul_cpu_s'])} | "
+            f"{r['time_s'] / r['matmul_s']:.1f} | {r['runs']} | {r['peak_mib']:.1f} | "
             f"{'-' if frac is None else f'{frac:.2f}'} |"
         )
     if authors:
@@ -332,15 +390,19 @@ def main() -> None:
             "figures are **quoted from the issue, not measured by us** (their code has no "
             "licence and was not run).",
             "",
-            "| tokens | max_tokens | ours (ms) | authors, quoted (ms) | speed-up | target |",
-            "|---:|---:|---:|---:|---:|---|",
+            "| tokens | max_tokens | ours (ms) | ours cpu (ms) | mm wall / cpu (ms) | x mm "
+            "| load | authors, quoted (ms) | speed-up (wall) | target |",
+            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for r in authors:
             quoted = QUOTED_AUTHORS_S[r["tokens"]]
             target = "< 64 ms (100x)" if r["tokens"] == 1728 else ""
             lines.append(
                 f"| {r['tokens']} | {r['max_tokens'] or '-'} | {_fmt_ms(r['time_s'])} | "
-                f"{quoted * 1e3:.0f} | {quoted / r['time_s']:.2g}x | {target} |"
+                f"{_fmt_ms(r['cpu_s'])} | {_fmt_ms(r['matmul_s'])} / "
+                f"{_fmt_ms(r['matmul_cpu_s'])} | {r['time_s'] / r['matmul_s']:.1f} | "
+                f"{r['load_1min']:.1f} | {quoted * 1e3:.0f} | {quoted / r['time_s']:.2g}x | "
+                f"{target} |"
             )
     if swin:
         step_s = swin["time_s"]

@@ -64,9 +64,18 @@ class CrossModalTripletLoss(nn.Module):
         - ``negatives="all"``: deterministic, the mean over every neighbour x
           non-neighbour pair (memory ``O(anchors x N)``).
 
-    Memory: ``max_tokens`` draws at most that many anchors per subject (uniformly among
-    valid tokens, reproducibly with ``seed``); neighbours and non-neighbours are still
-    searched among all valid tokens, in chunks, so memory is ``O(max_tokens x N)``.
+    Cost: both directions of every subject run as one batch. The searches (no gradient)
+    use one raw Gram matrix per subject and modality, shared by the Euclidean neighbour
+    search of one direction and the cosine distances of the other (and, inside
+    :class:`~lightly_topo.loss.TopoAlignLoss`, by the inter-instance term): time
+    ``O(B N^2 C)``, kept whole when the ``2B`` matrices fit 256 MiB (1 GiB on a GPU; the
+    buffer is reused between calls), otherwise computed in chunks of anchors with memory
+    ``O(anchors x N)``. The gradient flows only through the sampled (anchor, neighbour,
+    non-neighbour) similarities. ``max_tokens`` draws at most that many anchors per
+    subject (uniformly among valid tokens, reproducibly with ``seed``); neighbours and
+    non-neighbours are still searched among all valid tokens, and with
+    ``max_tokens < N / 2`` only the anchors' rows are computed (time
+    ``O(B max_tokens N C)``, memory ``O(max_tokens x N)``).
 
     Statistics of the last call are in :attr:`last_stats` (detached 0-dim tensors):
     ``loss``, ``loss_a_to_b``, ``loss_b_to_a``, ``n_anchors`` (valid anchors, both
@@ -120,6 +129,7 @@ class CrossModalTripletLoss(nn.Module):
         self.gather_distributed = gather_distributed
         self.seed = seed
         self._random = SeededRandom(seed)
+        self._workspace = _ops.Workspace()
         self.last_stats: dict[str, Tensor] = {}
 
     def forward(self, feats_a: Tensor, feats_b: Tensor, mask: Tensor | None = None) -> Tensor:
@@ -141,26 +151,41 @@ class CrossModalTripletLoss(nn.Module):
         a, b, token_mask = prepare_pair(feats_a, feats_b, mask, min_tokens=self.k + 2)
         return self.loss_from_tokens(a, b, token_mask, token_mask)
 
-    def loss_from_tokens(self, a: Tensor, b: Tensor, mask_a: Tensor, mask_b: Tensor) -> Tensor:
-        """The loss on checked tokens ``(B, N, C)``; a token is valid where both masks are."""
+    def loss_from_tokens(
+        self,
+        a: Tensor,
+        b: Tensor,
+        mask_a: Tensor,
+        mask_b: Tensor,
+        grams: _ops.TokenGrams | None = None,
+    ) -> Tensor:
+        """The loss on checked tokens ``(B, N, C)``; a token is valid where both masks are.
+
+        ``grams``, if given, are the searches over ``cat([a, b])`` (shared with the
+        inter-instance term by :class:`~lightly_topo.loss.TopoAlignLoss`).
+        """
         mask = mask_a & mask_b
+        batch, n = a.shape[0], a.shape[1]
         with no_autocast(a.device):
             gen = self._random.generator(a.device)
             subject_ok = mask.sum(1) >= self.k + 2
-            n = a.shape[1]
+            anchors: Tensor | None = None
             if self.max_tokens is not None and self.max_tokens < n:
                 anchors, anchor_valid = _ops.sample_positions(mask, self.max_tokens, gen)
             else:
-                anchors = torch.arange(n, device=a.device).expand(a.shape[0], n)
                 anchor_valid = mask
             anchor_valid = anchor_valid & subject_ok.unsqueeze(1)
             n_anchors = anchor_valid.sum(1)
             ok = n_anchors > 0
-            terms = []
-            for x, y in ((a, b), (b, a)):
-                per_anchor = self._direction(x, y, mask, anchors, gen)
-                per_anchor = torch.where(anchor_valid, per_anchor, 0.0)
-                terms.append(per_anchor.sum(1) / n_anchors.clamp(min=1))
+            # both directions at once: rows 0..B-1 are a -> b, rows B..2B-1 are b -> a
+            if grams is None:
+                full = _ops.wants_full_grams(self.max_tokens, n)
+                grams = _ops.TokenGrams(torch.cat([a, b]), self._workspace, full)
+            per_anchor = self._directions(
+                grams, mask.repeat(2, 1), None if anchors is None else anchors.repeat(2, 1), gen
+            )
+            per_anchor = torch.where(anchor_valid.repeat(2, 1), per_anchor, 0.0)
+            terms = (per_anchor.sum(1) / n_anchors.repeat(2).clamp(min=1)).view(2, batch)
             n_subjects = ok.sum()
             if is_distributed(self.gather_distributed):
                 world = torch_dist.get_world_size()
@@ -179,17 +204,33 @@ class CrossModalTripletLoss(nn.Module):
         }
         return loss
 
-    def _direction(
-        self, x: Tensor, y: Tensor, mask: Tensor, anchors: Tensor, gen: torch.Generator | None
+    def _directions(
+        self,
+        grams: _ops.TokenGrams,
+        mask: Tensor,
+        anchors: Tensor | None,
+        gen: torch.Generator | None,
     ) -> Tensor:
-        """Per-anchor mean hinge (B, A) for the direction X -> Y."""
+        """Per-anchor mean hinge (2B, A) of both directions X -> Y.
+
+        Row ``r`` of X is set ``r`` of ``grams`` (``cat([a, b])``) and row ``r`` of Y is
+        ``cat([b, a])[r]``, i.e. set ``(r + B) mod 2B``.
+        """
         k = self.k
-        neighbours, _ = _ops.knn(x.detach(), anchors, mask, k, metric="euclidean")
-        yn = F.normalize(y, dim=-1)
-        y_anchor = _ops.gather_tokens(yn, anchors)
-        d_pos = 1.0 - _ops.sampled_dot(y_anchor, yn, neighbours)
+        rows, n = grams.x.shape[0], grams.x.shape[1]
+        device = grams.x.device
+        half = rows // 2
+        y_sets = torch.cat([torch.arange(half, rows), torch.arange(half)]).to(device)
+        neighbours, _ = grams.knn(None, anchors, mask, k, metric="euclidean")
+        if anchors is None:
+            anchors = torch.arange(n, device=device).expand(rows, n)
+        units = grams.units
         exclude = torch.cat([anchors.unsqueeze(-1), neighbours], -1)
         if self.negatives == "all":
+            values = grams.cosine(y_sets, anchors, neighbours)
+            d_pos = 1.0 - _ops.cosine_at(units, y_sets, anchors, neighbours, values)
+            yn = units[y_sets]
+            y_anchor = _ops.gather_tokens(yn, anchors)
             d_all = 1.0 - torch.bmm(y_anchor, yn.transpose(1, 2))
             neg_valid = mask.unsqueeze(1).expand_as(d_all).clone()
             neg_valid.scatter_(2, exclude, False)
@@ -199,7 +240,10 @@ class CrossModalTripletLoss(nn.Module):
         s = int(self.negatives)
         exclude_valid = torch.ones_like(exclude, dtype=torch.bool)
         negs, _ = _ops.sample_excluding(mask, exclude, exclude_valid, s, gen)
-        d_neg = 1.0 - _ops.sampled_dot(y_anchor, yn, negs)
-        pairs = torch.arange(max(k, s), device=x.device)
+        cols = torch.cat([neighbours, negs], -1)
+        values = grams.cosine(y_sets, anchors, cols)
+        d = 1.0 - _ops.cosine_at(units, y_sets, anchors, cols, values)
+        d_pos, d_neg = d[..., :k], d[..., k:]
+        pairs = torch.arange(max(k, s), device=device)
         hinge = F.relu(d_pos[..., pairs % k] - d_neg[..., pairs % s] + self.margin)
         return hinge.mean(-1)

@@ -57,9 +57,16 @@ class PseudoCorrespondenceLoss(nn.Module):
 
     Tokens, masks, dtypes: as :class:`~lightly_topo.loss.CrossModalTripletLoss`. Masked
     tokens take no part (not in the mutual-NN search, nor as anchor, neighbour or
-    negative). ``max_tokens`` draws at most that many anchors per pair among the matched
-    tokens; the mutual-NN search (``O(N^2 C)`` time, in chunks) and the neighbour and
-    negative searches still cover every valid token, so memory is ``O(max_tokens x N)``.
+    negative). Both directions of every pair run as one batch; the mutual-NN search of a
+    pair ``(p, q)`` also serves the reverse direction of ``(q, p)``. The neighbour search
+    within ``A`` and the similarities within ``B`` use one Gram matrix per sample and
+    modality (see :class:`~lightly_topo.loss.CrossModalTripletLoss`, shared with it inside
+    :class:`~lightly_topo.loss.TopoAlignLoss`); the gradient flows only through the
+    sampled similarities. ``max_tokens`` draws at most that many anchors per pair among
+    the matched tokens; the mutual-NN search (``O(N^2 C)`` time per pair, in chunks of
+    rows) and the neighbour and negative searches still cover every valid token; with
+    ``max_tokens < N / 2`` only the anchors' rows are computed, so memory is
+    ``O(max_tokens x N)`` besides the mutual-NN chunks.
 
     Distributed: with ``gather_distributed=True`` the features of every process are
     gathered (:func:`lightly.utils.dist.gather`, gradients flow back to their process) and
@@ -125,6 +132,7 @@ class PseudoCorrespondenceLoss(nn.Module):
         self.gather_distributed = gather_distributed
         self.seed = seed
         self._random = SeededRandom(seed)
+        self._workspace = _ops.Workspace()
         self.last_stats: dict[str, Tensor] = {}
 
     def forward(
@@ -163,19 +171,23 @@ class PseudoCorrespondenceLoss(nn.Module):
         mask_b: Tensor,
         groups: Tensor,
         modalities: Tensor | None = None,
+        grams: _ops.TokenGrams | None = None,
     ) -> Tensor:
         """The loss on checked tokens ``(B, N, C)`` with per-modality masks and group keys.
 
         ``modalities`` (B, 2), if given, names the modality of each sample's a and b
         tokens; a pair (p, q) is then allowed only where both of its directions compare
         two different modalities (``modalities[p, 0] != modalities[q, 1]`` and
-        ``modalities[p, 1] != modalities[q, 0]``).
+        ``modalities[p, 1] != modalities[q, 0]``). ``grams``, if given, are the searches
+        over ``cat([a, b])`` (ignored with ``gather_distributed``, where the tokens are
+        those of every process).
         """
         device = a.device
         distributed = is_distributed(self.gather_distributed)
         with no_autocast(device):
             local_a, local_b = a, b
             if distributed:
+                grams = None
                 a = torch.cat(dist.gather(a), 0)
                 b = torch.cat(dist.gather(b), 0)
                 mask_a = gather_no_grad(mask_a)
@@ -187,7 +199,7 @@ class PseudoCorrespondenceLoss(nn.Module):
             if distributed:
                 rank, world = dist.rank(), dist.world_size()
                 p_idx, q_idx = p_idx[rank::world], q_idx[rank::world]
-            sums, counts, stats = self._pair_terms(a, b, mask_a, mask_b, p_idx, q_idx)
+            sums, counts, stats = self._pair_terms(a, b, mask_a, mask_b, p_idx, q_idx, grams)
             if distributed:
                 norm = all_reduce_sum(counts).clamp(min=1) / dist.world_size()
             else:
@@ -238,6 +250,7 @@ class PseudoCorrespondenceLoss(nn.Module):
         mask_b: Tensor,
         p_idx: Tensor,
         q_idx: Tensor,
+        grams: _ops.TokenGrams | None,
     ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """Sums and counts (2,) of the pair terms of both directions, and statistics."""
         n_pairs = p_idx.numel()
@@ -260,16 +273,19 @@ class PseudoCorrespondenceLoss(nn.Module):
             a[ui].detach(), b[uj].detach(), mask_a[ui], mask_b[uj]
         )
         first, second = inverse[:n_pairs], inverse[n_pairs:]
-        # stack both directions: anchor side X, partner side Y
-        x = torch.cat([a[p_idx], b[p_idx]])
-        y = torch.cat([b[q_idx], a[q_idx]])
+        # stack both directions: anchor side X, partner side Y; sets of cat([a, b])
+        x_sets = torch.cat([p_idx, p_idx + batch])
+        y_sets = torch.cat([q_idx + batch, q_idx])
+        if grams is None:
+            full = _ops.wants_full_grams(self.max_tokens, a.shape[1])
+            grams = _ops.TokenGrams(torch.cat([a, b]), self._workspace, full)
         mask_x = torch.cat([mask_a[p_idx], mask_b[p_idx]])
         mask_y = torch.cat([mask_b[q_idx], mask_a[q_idx]])
         nn_xy = torch.cat([nn_ab[first], nn_ba[second]])
         matched_x = torch.cat([matched_a[first], matched_b[second]])
         matched_y = torch.cat([matched_b[first], matched_a[second]])
         per_pair, valid_pair, n_anchors = self._terms(
-            x, y, mask_x, mask_y, nn_xy, matched_x, matched_y
+            grams, x_sets, y_sets, mask_x, mask_y, nn_xy, matched_x, matched_y
         )
         per_pair = torch.where(valid_pair, per_pair, 0.0).view(2, n_pairs)
         sums = per_pair.sum(1)
@@ -283,8 +299,9 @@ class PseudoCorrespondenceLoss(nn.Module):
 
     def _terms(
         self,
-        x: Tensor,
-        y: Tensor,
+        grams: _ops.TokenGrams,
+        x_sets: Tensor,
+        y_sets: Tensor,
         mask_x: Tensor,
         mask_y: Tensor,
         nn_xy: Tensor,
@@ -293,18 +310,17 @@ class PseudoCorrespondenceLoss(nn.Module):
     ) -> tuple[Tensor, Tensor, Tensor]:
         """Per pair term (P,), whether the pair has a valid anchor (P,), valid anchors."""
         k = self.k
-        gen = self._random.generator(x.device)
-        if self.max_tokens is not None and self.max_tokens < x.shape[1]:
+        device = grams.x.device
+        gen = self._random.generator(device)
+        if self.max_tokens is not None and self.max_tokens < grams.x.shape[1]:
             anchors, anchor_valid = _ops.sample_positions(matched_x, self.max_tokens, gen)
         else:
             anchors, anchor_valid = _ops.valid_positions(matched_x)
-        neighbours, found = _ops.knn(x.detach(), anchors, mask_x, k, metric="cosine")
+        neighbours, found = grams.knn(x_sets, anchors, mask_x, k, metric="cosine")
         kept = _ops.gather_values(matched_x, neighbours) & found & anchor_valid.unsqueeze(-1)
         partner = _ops.gather_values(nn_xy, anchors)
         positives = _ops.gather_values(nn_xy, neighbours)
-        yn = F.normalize(y, dim=-1)
-        y_partner = _ops.gather_tokens(yn, partner)
-        d_pos = 1.0 - _ops.sampled_dot(y_partner, yn, positives)
+        units = grams.units
         unmatched = mask_y & ~matched_y
         has_unmatched = unmatched.any(1)
         n_kept = kept.sum(-1)
@@ -314,8 +330,12 @@ class PseudoCorrespondenceLoss(nn.Module):
         n_neg = torch.where(has_unmatched.unsqueeze(1), unmatched.sum(1, keepdim=True), n_fallback)
         anchor_ok = anchor_valid & (n_kept > 0) & (n_neg > 0)
         if self.negatives == "all":
+            values = grams.cosine(y_sets, partner, positives)
+            d_pos = 1.0 - _ops.cosine_at(units, y_sets, partner, positives, values)
+            yn = units[y_sets]
+            y_partner = _ops.gather_tokens(yn, partner)
             d_all = 1.0 - torch.bmm(y_partner, yn.transpose(1, 2))
-            excluded = torch.zeros(d_all.shape, dtype=torch.int32, device=x.device)
+            excluded = torch.zeros(d_all.shape, dtype=torch.int32, device=device)
             excluded.scatter_add_(2, exclude, exclude_valid.to(torch.int32))
             fallback = mask_y.unsqueeze(1) & (excluded == 0)
             neg_valid = torch.where(has_unmatched.view(-1, 1, 1), unmatched.unsqueeze(1), fallback)
@@ -324,14 +344,16 @@ class PseudoCorrespondenceLoss(nn.Module):
         else:
             s = int(self.negatives)
             p, n_anchor = anchors.shape
-            no_exclusion = torch.zeros(p, n_anchor, 0, dtype=torch.long, device=x.device)
+            no_exclusion = torch.zeros(p, n_anchor, 0, dtype=torch.long, device=device)
             neg_unmatched, _ = _ops.sample_excluding(
                 unmatched, no_exclusion, no_exclusion.bool(), k * s, gen
             )
             neg_fallback, _ = _ops.sample_excluding(mask_y, exclude, exclude_valid, k * s, gen)
             negs = torch.where(has_unmatched.view(-1, 1, 1), neg_unmatched, neg_fallback)
-            d_neg = 1.0 - _ops.sampled_dot(y_partner, yn, negs.view(p, n_anchor, k * s))
-            d_neg = d_neg.view(p, n_anchor, k, s)
+            cols = torch.cat([positives, negs.view(p, n_anchor, k * s)], -1)
+            values = grams.cosine(y_sets, partner, cols)
+            d = 1.0 - _ops.cosine_at(units, y_sets, partner, cols, values)
+            d_pos, d_neg = d[..., :k], d[..., k:].view(p, n_anchor, k, s)
             hinge = F.relu(d_pos.unsqueeze(-1) - d_neg + self.margin)
             hinge = torch.where(kept.unsqueeze(-1), hinge, 0.0)
             per_anchor = hinge.sum((-1, -2)) / (n_kept * s).clamp(min=1)

@@ -7,12 +7,14 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
+from lightly_topo.loss import _ops
 from lightly_topo.loss._tokens import (
     LossInputError,
     SubjectIds,
     as_token_mask,
     as_tokens,
     check_finite,
+    no_autocast,
     prepare_pair,
     subject_groups,
 )
@@ -29,7 +31,8 @@ class TopoAlignLoss(nn.Module):
     subject's tokens in one modality are kept in the other) and ``inter`` is
     :class:`~lightly_topo.loss.PseudoCorrespondenceLoss` (mutual-NN pseudo-correspondences
     between different subjects' modalities). The default weights (10 and 10) are those of
-    the authors' released recipe.
+    the authors' released recipe. Both terms share one set of Gram matrices (one per
+    sample and modality) for their neighbour searches and similarities.
 
     - [0] Beyond Instance-Level Self-Supervision in 3D Multi-Modal Medical Imaging
       (TACO), ICML 2026.
@@ -133,6 +136,7 @@ class TopoAlignLoss(nn.Module):
             self._choice.manual_seed(seed + 2)
         else:
             self._choice.seed()
+        self._workspace = _ops.Workspace()
         self.last_stats: dict[str, Tensor] = {}
 
     def forward(
@@ -270,11 +274,17 @@ class TopoAlignLoss(nn.Module):
         zero = a.new_zeros(())
         stats: dict[str, Tensor] = {}
         intra = inter = zero
+        # one set of Gram matrices over cat([a, b]) serves both terms' searches
+        grams = None
+        if self.intra_weight != 0 and self.inter_weight != 0:
+            with no_autocast(a.device):
+                full = _ops.wants_full_grams(self.intra.max_tokens, a.shape[1])
+                grams = _ops.TokenGrams(torch.cat([a, b]), self._workspace, full)
         if self.intra_weight != 0:
-            intra = self.intra.loss_from_tokens(a, b, mask_a, mask_b)
+            intra = self.intra.loss_from_tokens(a, b, mask_a, mask_b, grams)
             stats["n_anchors_intra"] = self.intra.last_stats["n_anchors"]
         if self.inter_weight != 0:
-            inter = self.inter.loss_from_tokens(a, b, mask_a, mask_b, groups, modalities)
+            inter = self.inter.loss_from_tokens(a, b, mask_a, mask_b, groups, modalities, grams)
             stats["n_anchors_inter"] = self.inter.last_stats["n_anchors"]
             stats["matched_fraction"] = self.inter.last_stats["matched_fraction"]
             stats["n_pairs"] = self.inter.last_stats["n_pairs"]

@@ -88,3 +88,74 @@ def test_sampled_dot_matches_dense_form_in_chunks() -> None:
         _ops.DOT_CHUNK_ELEMENTS = old
     dense = (u.unsqueeze(2) * _ops.gather_tokens(y, index)).sum(-1)
     assert torch.allclose(out, dense)
+
+
+def test_token_grams_whole_and_on_demand_agree_with_knn() -> None:
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn(3, 40, 6, generator=gen, dtype=torch.float64)
+    mask = torch.rand(3, 40, generator=gen) > 0.2
+    x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
+    whole = _ops.TokenGrams(x, _ops.Workspace())
+    on_demand = _ops.TokenGrams(x, full=False)
+    assert whole.gram is not None and on_demand.gram is None
+    sets = torch.tensor([2, 0])
+    anchors = torch.randint(0, 40, (2, 9), generator=gen)
+    for metric in ("euclidean", "cosine"):
+        expected = _ops.knn(x[sets], anchors, mask[sets], 4, metric)
+        for grams in (whole, on_demand):
+            got = grams.knn(sets, anchors, mask[sets], 4, metric)
+            assert torch.equal(got[0], expected[0]) and torch.equal(got[1], expected[1])
+        every = _ops.knn(x, torch.arange(40).expand(3, 40), mask, 4, metric)
+        got = whole.knn(None, None, mask, 4, metric)
+        assert torch.equal(got[0], every[0]) and torch.equal(got[1], every[1])
+    cols = torch.randint(0, 40, (2, 9, 5), generator=gen)
+    xn = torch.nn.functional.normalize(x[sets], dim=-1)
+    dense = (_ops.gather_tokens(xn, anchors).unsqueeze(2) * _ops.gather_tokens(xn, cols)).sum(-1)
+    assert torch.allclose(whole.cosine(sets, anchors, cols), dense, rtol=1e-12, atol=1e-14)
+    assert torch.allclose(on_demand.cosine(sets, anchors, cols), dense, rtol=1e-12, atol=1e-14)
+
+
+def test_token_grams_rank_in_blocks() -> None:
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 30, 4, generator=gen, dtype=torch.float64)
+    mask = torch.ones(2, 30, dtype=torch.bool)
+    full = _ops.TokenGrams(x).knn(None, None, mask, 3, "euclidean")
+    old = _ops.RANK_BLOCK_ELEMENTS
+    _ops.RANK_BLOCK_ELEMENTS = 2 * 30 * 4  # blocks of 4 anchors
+    try:
+        blocked = _ops.TokenGrams(x).knn(None, None, mask, 3, "euclidean")
+    finally:
+        _ops.RANK_BLOCK_ELEMENTS = old
+    assert torch.equal(full[0], blocked[0])
+
+
+def test_cosine_at_gradient_matches_dense_form() -> None:
+    gen = torch.Generator().manual_seed(6)
+    x = torch.randn(3, 11, 4, generator=gen, dtype=torch.float64)
+    units = torch.nn.functional.normalize(x, dim=-1).requires_grad_(True)
+    sets = torch.tensor([2, 0, 2, 1])
+    rows = torch.randint(0, 11, (4, 6), generator=gen)
+    cols = torch.randint(0, 11, (4, 6, 3), generator=gen)
+
+    def dense(y: torch.Tensor) -> torch.Tensor:
+        sel = y[sets]
+        return (_ops.gather_tokens(sel, rows).unsqueeze(2) * _ops.gather_tokens(sel, cols)).sum(-1)
+
+    values = _ops.TokenGrams(x).cosine(sets, rows, cols)
+    assert torch.allclose(_ops.cosine_at(units, sets, rows, cols, values), dense(units))
+    assert torch.autograd.gradcheck(
+        lambda y: _ops.cosine_at(y, sets, rows, cols, dense(y)), (units,)
+    )
+
+
+def test_mutual_nearest_neighbours_one_partner_on_ties() -> None:
+    # tokens 0 and 1 of xa are identical: both have token 2 of xb as nearest, only the
+    # first is its partner
+    xa = torch.tensor([[[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]], dtype=torch.float64)
+    xb = torch.tensor([[[-1.0, 0.0], [0.0, 1.0], [1.0, 0.1]]], dtype=torch.float64)
+    mask = torch.ones(1, 3, dtype=torch.bool)
+    nn_ab, nn_ba, matched_a, matched_b = _ops.mutual_nearest_neighbours(xa, xb, mask, mask)
+    assert nn_ab.tolist() == [[2, 2, 1]]
+    assert matched_a.tolist() == [[True, False, True]]
+    assert matched_b.tolist() == [[False, True, True]]
+    assert nn_ba[0, 1] == 2 and nn_ba[0, 2] == 0
