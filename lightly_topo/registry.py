@@ -294,12 +294,17 @@ _BUILTINS: tuple[tuple[str, str, str, str], ...] = (
     # methods (Lightning modules)
     ("method", "simclr", "lightly_topo.methods:SimCLR3D", "SimCLR on 3D views (NT-Xent)."),
     ("method", "byol", "lightly_topo.methods:BYOL3D", "BYOL on 3D views (momentum teacher)."),
-    ("method", "mae", "lightly_topo.methods:MAE3D", "Masked autoencoder with a 3D ViT."),
+    (
+        "method",
+        "mae",
+        "lightly_topo.methods:MAE3D",
+        "MAE: token dropping on the 3D ViT, masked-input reconstruction on CNN / Swin.",
+    ),
     (
         "method",
         "taco",
         "lightly_topo.methods:TACO",
-        "TACO: cross-modal triplet + topological alignment.",
+        "TACO: masked reconstruction + 10 intra + 10 inter topology terms.",
     ),
     (
         "method",

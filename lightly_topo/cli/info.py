@@ -9,7 +9,16 @@ from typing import Any
 
 from lightly_topo._version import __version__
 
-_PACKAGES = ("torch", "lightly", "monai", "torchio", "timm", "pytorch-lightning", "numpy", "nibabel")
+_PACKAGES = (
+    "torch",
+    "lightly",
+    "monai",
+    "torchio",
+    "timm",
+    "pytorch-lightning",
+    "numpy",
+    "nibabel",
+)
 
 
 def add_parser(subparsers: Any) -> None:
@@ -35,7 +44,9 @@ def devices() -> list[str]:
     """A line per compute device torch can use."""
     import torch
 
-    found = [f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"]
+    found = [
+        f"cpu: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"
+    ]
     if torch.cuda.is_available():
         for index in range(torch.cuda.device_count()):
             props = torch.cuda.get_device_properties(index)

@@ -43,9 +43,7 @@ def run(args: argparse.Namespace) -> int:
     dataset: Dataset[Any]
     if args.data == "synthetic":
         dataset = SyntheticBrains(args.subjects, size=args.size, seed=args.seed)
-        print(
-            f"synthetic brains: {args.subjects} subjects, {args.size}^3 voxels, seed {args.seed}"
-        )
+        print(f"synthetic brains: {args.subjects} subjects, {args.size}^3 voxels, seed {args.seed}")
         total = args.subjects
     else:
         subjects = read_subjects(Path(args.data), layout=args.layout)
