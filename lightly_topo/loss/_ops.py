@@ -1,12 +1,12 @@
 """Vectorised neighbour search, sampling and hinge sums shared by the TACO losses.
 
 Private module. Every search is batched over a leading dim ``P`` (subjects or subject
-pairs) and runs without gradient. :class:`TokenGrams` keeps one Gram matrix per token set
-whole when they fit :data:`GRAM_BYTES` and serves every search and similarity of both
-TACO terms from it; otherwise (and for the chunked helpers :func:`knn`,
-:func:`mutual_nearest_neighbours`, :func:`sampled_dot`) searches run in chunks of
-anchors, so memory is ``O(chunk x N)`` for the search and ``O(anchors x N)`` at most for
-the losses. Gradients flow only through the sampled pairs (:func:`cosine_at`).
+pairs) and runs without gradient. The chunked helpers (:func:`knn`,
+:func:`mutual_nearest_neighbours`, :func:`sampled_dot`) work in chunks of anchors, so
+memory is ``O(chunk x N)`` for the search and ``O(anchors x N)`` at most for the losses;
+:class:`~lightly_topo.loss._grams.TokenGrams` serves the searches within token sets from
+whole Gram matrices where they fit. Gradients flow only through the sampled pairs
+(:func:`cosine_at`).
 """
 
 from __future__ import annotations
@@ -141,9 +141,49 @@ def knn(x: Tensor, anchors: Tensor, mask: Tensor, k: int, metric: str) -> tuple[
     return torch.cat(out, 1), torch.cat(found, 1)
 
 
+class Workspace:
+    """Reusable flat buffers, by name, for the large score matrices of the searches.
+
+    Kept by a loss between calls, so that the large matrices reuse memory instead of
+    faulting in fresh pages every step (on CPU that costs more than the arithmetic).
+    """
+
+    def __init__(self) -> None:
+        self._buffers: dict[str, Tensor] = {}
+
+    def get(
+        self, name: str, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device
+    ) -> Tensor:
+        """A contiguous tensor of ``shape`` (uninitialised) backed by the buffer ``name``."""
+        numel = 1
+        for size in shape:
+            numel *= size
+        buf = self._buffers.get(name)
+        if buf is None or buf.dtype != dtype or buf.device != device or buf.numel() < numel:
+            self._buffers.pop(name, None)  # free the old one first
+            buf = self._buffers[name] = torch.empty(numel, dtype=dtype, device=device)
+        return buf[:numel].view(shape)
+
+
+def _buffer(
+    workspace: Workspace | None,
+    name: str,
+    shape: tuple[int, ...],
+    dtype: torch.dtype,
+    device: torch.device,
+) -> Tensor:
+    if workspace is None:
+        return torch.empty(shape, dtype=dtype, device=device)
+    return workspace.get(name, shape, dtype, device)
+
+
 @torch.no_grad()
 def mutual_nearest_neighbours(
-    xa: Tensor, xb: Tensor, mask_a: Tensor, mask_b: Tensor
+    xa: Tensor,
+    xb: Tensor,
+    mask_a: Tensor,
+    mask_b: Tensor,
+    workspace: Workspace | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Mutual nearest neighbours under cosine distance between two token sets.
 
@@ -155,6 +195,7 @@ def mutual_nearest_neighbours(
     Args:
         xa, xb: Tokens (P, N, C) of the two sets.
         mask_a, mask_b: Valid tokens (P, N).
+        workspace: Where to keep the similarity chunk between calls, or ``None``.
 
     Returns:
         ``(nn_ab, nn_ba, matched_a, matched_b)``: the nearest valid token of ``xb`` for each
@@ -163,21 +204,27 @@ def mutual_nearest_neighbours(
     """
     p, n, _ = xa.shape
     an = F.normalize(xa, dim=-1)
-    bn = F.normalize(xb, dim=-1)
+    bn_t = F.normalize(xb, dim=-1).transpose(1, 2)
     neg_inf = float("-inf")
-    col_bias = torch.zeros(p, 1, n, dtype=an.dtype, device=an.device)
-    col_bias = col_bias.masked_fill(~mask_b.unsqueeze(1), neg_inf)
+    # on a GPU the masks are always applied (checking them would synchronise)
+    mask_cols = xa.is_cuda or not bool(mask_b.all())
+    mask_rows = xa.is_cuda or not bool(mask_a.all())
     nn_ab = torch.empty(p, n, dtype=torch.long, device=an.device)
     row_best = torch.empty(p, n, dtype=an.dtype, device=an.device)
     col_best = torch.full((p, n), neg_inf, dtype=an.dtype, device=an.device)
     step = _chunk(n, p * n, an.device)
+    buffer = _buffer(workspace, "similarity", (p * step * n,), an.dtype, an.device)
     for start in range(0, n, step):
         stop = min(n, start + step)
-        sim = torch.baddbmm(col_bias, an[:, start:stop], bn.transpose(1, 2))
+        sim = buffer[: p * (stop - start) * n].view(p, stop - start, n)
+        torch.bmm(an[:, start:stop], bn_t, out=sim)
+        if mask_cols:
+            sim.masked_fill_(~mask_b.unsqueeze(1), neg_inf)
         best = sim.max(-1)
         nn_ab[:, start:stop] = best.indices
         row_best[:, start:stop] = best.values
-        sim.masked_fill_(~mask_a[:, start:stop].unsqueeze(-1), neg_inf)
+        if mask_rows:
+            sim.masked_fill_(~mask_a[:, start:stop].unsqueeze(-1), neg_inf)
         col_best = torch.maximum(col_best, sim.amax(1))
     arange = torch.arange(n, device=an.device).expand(p, n)
     # i is a candidate where it attains the maximum of the column of its nearest neighbour
@@ -307,204 +354,80 @@ def hinge_sum(
     return out
 
 
-#: Largest self-similarity matrix (sets x N x N) that :class:`TokenGrams` keeps whole, in
-#: bytes (times ``CUDA_CHUNK_FACTOR`` on a GPU); beyond it the searches run in chunks.
-GRAM_BYTES = 256 << 20
-
-#: Elements of one block of rows of a (sets, N, N) score matrix ranked at a time: small
-#: blocks stay in cache and reuse freed memory instead of faulting in fresh pages.
-RANK_BLOCK_ELEMENTS = 1 << 19
-
-
-class Workspace:
-    """A reusable flat buffer for the Gram matrices of :class:`TokenGrams`.
-
-    Kept by a loss between calls, so that the large (sets, N, N) matrix reuses memory
-    instead of faulting in fresh pages every step (on CPU that costs more than the
-    arithmetic). Holds at most :data:`GRAM_BYTES` (times ``CUDA_CHUNK_FACTOR`` on a GPU).
-    """
-
-    def __init__(self) -> None:
-        self._buffer: Tensor | None = None
-
-    def get(self, shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
-        numel = 1
-        for size in shape:
-            numel *= size
-        buf = self._buffer
-        if buf is None or buf.dtype != dtype or buf.device != device or buf.numel() < numel:
-            self._buffer = None  # free the old one first
-            buf = self._buffer = torch.empty(numel, dtype=dtype, device=device)
-        return buf[:numel].view(shape)
-
-
-class TokenGrams:
-    """Neighbour searches and cosine similarities within token sets, without gradient.
-
-    One raw Gram matrix ``G = x x^T`` per set serves the Euclidean ranking
-    (``|x_j|^2 - 2 G_ij``, the anchor's own norm is constant along a row), the cosine ranking
-    (``G_ij / |x_j|``) and the cosine similarities ``G_ij / (|x_i| |x_j|)`` of sampled token
-    pairs. The matrices are kept whole when they fit :data:`GRAM_BYTES` (time
-    ``O(S N^2 C)``, memory ``O(S N^2)``); otherwise every query runs in chunks of anchors
-    over the tokens (memory ``O(anchors x N)``).
-
-    Args:
-        x: Tokens (S, N, C) of ``S`` sets; masked tokens must be zero. The searches use
-            ``x.detach()``; :attr:`units` keeps the gradient path to ``x``.
-        workspace: Where to keep the Gram matrices (reused between calls), or ``None``.
-        full: Whether whole matrices may be used; ``False`` when the queries touch few
-            rows (e.g. a few sampled anchors per set), where rows on demand are cheaper.
-    """
-
-    def __init__(self, x: Tensor, workspace: Workspace | None = None, full: bool = True) -> None:
-        self._source = x
-        self._units: Tensor | None = None
-        self.x = x.detach()
-        s, n, _ = self.x.shape
-        budget = GRAM_BYTES * (CUDA_CHUNK_FACTOR if self.x.is_cuda else 1)
-        self.sq = self.x.pow(2).sum(-1)
-        self.inv_norm = 1.0 / self.sq.sqrt().clamp(min=1e-12)
-        self.gram: Tensor | None = None
-        if full and s * n * n * self.x.element_size() <= budget:
-            shape = (s, n, n)
-            if workspace is None:
-                self.gram = torch.bmm(self.x, self.x.transpose(1, 2))
-            else:
-                out = workspace.get(shape, self.x.dtype, self.x.device)
-                self.gram = torch.bmm(self.x, self.x.transpose(1, 2), out=out)
-
-    @property
-    def units(self) -> Tensor:
-        """The unit tokens ``normalize(x)`` (S, N, C), differentiable with respect to ``x``."""
-        if self._units is None:
-            self._units = F.normalize(self._source, dim=-1)
-        return self._units
-
-    @torch.no_grad()
-    def knn(
-        self, sets: Tensor | None, anchors: Tensor | None, mask: Tensor, k: int, metric: str
-    ) -> tuple[Tensor, Tensor]:
-        """The ``k`` nearest valid tokens of each anchor, the anchor excluded (as :func:`knn`).
-
-        Args:
-            sets: Set of each row (P,), or ``None`` for all sets in order.
-            anchors: Anchor token indices (P, A), or ``None`` for every token.
-            mask: Valid tokens (P, N).
-            k: Number of neighbours.
-            metric: ``"euclidean"`` or ``"cosine"``.
-
-        Returns:
-            ``(index, found)``: (P, A, k) nearest first, and which are valid tokens.
-        """
-        s, n, _ = self.x.shape
-        sets_ = torch.arange(s, device=self.x.device) if sets is None else sets
-        p = sets_.shape[0]
-        if anchors is None:
-            anchors_ = torch.arange(n, device=self.x.device).expand(p, n)
-        else:
-            anchors_ = anchors
-        if self.gram is None:
-            x = self.x if sets is None else self.x[sets_]
-            return knn(x, anchors_, mask, k, metric)
-        a = anchors_.shape[1]
-        euclid = metric == "euclidean"
-        fill = float("inf") if euclid else float("-inf")
-        # Euclidean: rank |x_j|^2 - 2 G_ij ascending; cosine: G_ij / |x_j| descending
-        if euclid:
-            bias = self.sq[sets_].masked_fill(~mask, fill).unsqueeze(1)
-        else:
-            bias = torch.zeros_like(self.sq[sets_]).masked_fill(~mask, fill).unsqueeze(1)
-            scale = self.inv_norm[sets_].unsqueeze(1)
-        rows = (sets_ * n).unsqueeze(1) + anchors_
-        direct = sets is None and anchors is None
-        gram = self.gram.view(s * n, n)
-        step = max(1, min(a, RANK_BLOCK_ELEMENTS // max(1, p * n)))
-        buffer = self.x.new_empty(p * step * n)
-        out, found = [], []
-        for start in range(0, a, step):
-            stop = min(a, start + step)
-            block = buffer[: p * (stop - start) * n].view(p, stop - start, n)
-            if direct and euclid:
-                torch.add(bias, self.gram[:, start:stop], alpha=-2.0, out=block)
-            elif direct:
-                torch.addcmul(bias, self.gram[:, start:stop], scale, out=block)
-            else:
-                torch.index_select(gram, 0, rows[:, start:stop].reshape(-1), out=block.view(-1, n))
-                if euclid:
-                    block.mul_(-2.0).add_(bias)
-                else:
-                    block.mul_(scale).add_(bias)
-            block.scatter_(2, anchors_[:, start:stop].unsqueeze(-1), fill)
-            top = block.topk(k, dim=-1, largest=not euclid, sorted=True)
-            out.append(top.indices)
-            found.append(top.values.isfinite())
-        return torch.cat(out, 1), torch.cat(found, 1)
-
-    @torch.no_grad()
-    def cosine(self, sets: Tensor | None, rows: Tensor, cols: Tensor) -> Tensor:
-        """Cosine similarities ``cos(x[sets, rows], x[sets, cols])``: (P, A) and (P, A, J) -> (P, A, J)."""
-        s, n, _ = self.x.shape
-        sets_ = torch.arange(s, device=self.x.device) if sets is None else sets
-        if self.gram is None:
-            xn = F.normalize(self.x if sets is None else self.x[sets_], dim=-1)
-            return sampled_dot(gather_tokens(xn, rows), xn, cols)
-        inv = self.inv_norm[sets_]
-        base = (sets_ * n).unsqueeze(1) + rows
-        flat = (base * n).unsqueeze(-1) + cols
-        values = self.gram.view(-1).take(flat)
-        return values * gather_values(inv, rows).unsqueeze(-1) * gather_values(inv, cols)
-
-
 class _CosineAt(torch.autograd.Function):
-    """``out[p, a, j] = <yn[sets[p], rows[p, a]], yn[sets[p], cols[p, a, j]]>`` from
+    """``out[p, a, j] = cos(x[sets[p], rows[p, a]], x[sets[p], cols[p, a, j]])`` from
     precomputed values.
 
     The forward returns the given values (computed without gradient, e.g. by
-    :class:`TokenGrams`); the backward scatters the gradient to both tokens of every pair
-    with two weighted gathers (``embedding_bag``), without materialising (P, A, J, C).
+    :class:`~lightly_topo.loss._grams.TokenGrams`). The backward scatters the gradient to
+    both unit tokens of every pair with two weighted gathers (``embedding_bag``), without
+    materialising (P, A, J, C), and applies the backward of the normalisation in place:
+    ``dx = (du - <du, u> u) / |x|``. It never synchronises with a GPU.
     """
 
     @staticmethod
     def forward(
-        ctx: Any, yn: Tensor, sets: Tensor, rows: Tensor, cols: Tensor, values: Tensor
+        ctx: Any,
+        x: Tensor,
+        units: Tensor,
+        inv_norm: Tensor,
+        sets: Tensor,
+        rows: Tensor,
+        cols: Tensor,
+        values: Tensor,
     ) -> Tensor:
-        ctx.save_for_backward(yn, sets, rows, cols)
-        return values.detach().to(yn.dtype).clone()
+        ctx.save_for_backward(units, inv_norm, sets, rows, cols)
+        return values.detach().to(x.dtype).clone()
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        yn, sets, rows, cols = ctx.saved_tensors
-        s, n, c = yn.shape
+        units, inv_norm, sets, rows, cols = ctx.saved_tensors
+        s, n, c = units.shape
         j = cols.shape[-1]
+        none = (None,) * 6
+        if cols.numel() == 0:
+            return (torch.zeros_like(units), *none)
         offset = (sets * n).view(-1, 1)
         flat_rows = (rows + offset).reshape(-1)
         flat_cols = (cols + offset.unsqueeze(-1)).reshape(-1)
-        weights = grad.to(yn.dtype).reshape(-1).contiguous()
-        table = yn.reshape(s * n, c)
-        out = torch.zeros(s * n, c, dtype=yn.dtype, device=yn.device)
-        if flat_cols.numel() == 0:
-            return out.view(s, n, c), None, None, None, None
-        # row side: sum_j g[a, j] yn[cols[a, j]], bags of J
+        weights = grad.to(units.dtype).reshape(-1).contiguous()
+        table = units.reshape(s * n, c)
+        # column side: sum over pairs (a, j) with cols[a, j] = t of g[a, j] u[rows[a]], in
+        # one bag per token t (empty bags give zero rows)
+        sorted_cols, order = flat_cols.sort()
+        offsets = torch.searchsorted(sorted_cols, torch.arange(s * n, device=units.device))
+        source = flat_rows.repeat_interleave(j)[order]
+        out = F.embedding_bag(source, table, offsets, per_sample_weights=weights[order], mode="sum")
+        # row side: sum_j g[a, j] u[cols[a, j]], bags of J
         row_side = F.embedding_bag(
             flat_cols.view(-1, j), table, per_sample_weights=weights.view(-1, j), mode="sum"
         )
         out.index_add_(0, flat_rows, row_side)
-        # column side: sum over pairs (a, j) with cols[a, j] = t of g[a, j] yn[rows[a]]
-        order = flat_cols.argsort()
-        counts = torch.bincount(flat_cols, minlength=s * n)
-        offsets = torch.cumsum(counts, 0) - counts
-        source = flat_rows.repeat_interleave(j)[order]
-        out += F.embedding_bag(
-            source, table, offsets, per_sample_weights=weights[order], mode="sum"
-        )
-        return out.view(s, n, c), None, None, None, None
+        dot = torch.linalg.vecdot(out, table)
+        out.addcmul_(table, dot.unsqueeze(-1), value=-1.0).mul_(inv_norm.reshape(-1, 1))
+        return (out.view(s, n, c), *none)
 
 
-def cosine_at(yn: Tensor, sets: Tensor, rows: Tensor, cols: Tensor, values: Tensor) -> Tensor:
-    """Differentiable ``<yn[sets[p], rows[p, a]], yn[sets[p], cols[p, a, j]]>`` (P, A, J).
+def cosine_at(
+    x: Tensor,
+    units: Tensor,
+    inv_norm: Tensor,
+    sets: Tensor,
+    rows: Tensor,
+    cols: Tensor,
+    values: Tensor,
+) -> Tensor:
+    """Differentiable ``cos(x[sets[p], rows[p, a]], x[sets[p], cols[p, a, j]])`` (P, A, J).
 
-    ``yn`` (S, N, C) are unit tokens, ``sets`` (P,), ``rows`` (P, A), ``cols`` (P, A, J);
-    the values were computed without gradient (``values``, e.g. by :class:`TokenGrams`).
+    Args:
+        x: Tokens (S, N, C), the gradient goes to them.
+        units: ``x / |x|`` without gradient (S, N, C).
+        inv_norm: ``1 / |x|`` (S, N), with ``|x|`` clamped away from zero.
+        sets: Set of each row (P,).
+        rows: Token of each anchor (P, A).
+        cols: Tokens paired with each anchor (P, A, J).
+        values: The similarities, computed without gradient (e.g. by
+            :class:`~lightly_topo.loss._grams.TokenGrams`).
     """
-    out: Tensor = _CosineAt.apply(yn, sets, rows, cols, values)
+    out: Tensor = _CosineAt.apply(x, units, inv_norm, sets, rows, cols, values)
     return out

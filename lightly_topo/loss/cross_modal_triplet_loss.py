@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch import distributed as torch_dist
 
-from lightly_topo.loss import _ops
+from lightly_topo.loss import _grams, _ops
 from lightly_topo.loss._tokens import (
     LossInputError,
     SeededRandom,
@@ -157,7 +157,7 @@ class CrossModalTripletLoss(nn.Module):
         b: Tensor,
         mask_a: Tensor,
         mask_b: Tensor,
-        grams: _ops.TokenGrams | None = None,
+        grams: _grams.TokenGrams | None = None,
     ) -> Tensor:
         """The loss on checked tokens ``(B, N, C)``; a token is valid where both masks are.
 
@@ -180,7 +180,7 @@ class CrossModalTripletLoss(nn.Module):
             # both directions at once: rows 0..B-1 are a -> b, rows B..2B-1 are b -> a
             if grams is None:
                 full = _ops.wants_full_grams(self.max_tokens, n)
-                grams = _ops.TokenGrams(torch.cat([a, b]), self._workspace, full)
+                grams = _grams.TokenGrams(torch.cat([a, b]), self._workspace, full)
             per_anchor = self._directions(
                 grams, mask.repeat(2, 1), None if anchors is None else anchors.repeat(2, 1), gen
             )
@@ -206,7 +206,7 @@ class CrossModalTripletLoss(nn.Module):
 
     def _directions(
         self,
-        grams: _ops.TokenGrams,
+        grams: _grams.TokenGrams,
         mask: Tensor,
         anchors: Tensor | None,
         gen: torch.Generator | None,
@@ -224,12 +224,10 @@ class CrossModalTripletLoss(nn.Module):
         neighbours, _ = grams.knn(None, anchors, mask, k, metric="euclidean")
         if anchors is None:
             anchors = torch.arange(n, device=device).expand(rows, n)
-        units = grams.units
         exclude = torch.cat([anchors.unsqueeze(-1), neighbours], -1)
         if self.negatives == "all":
-            values = grams.cosine(y_sets, anchors, neighbours)
-            d_pos = 1.0 - _ops.cosine_at(units, y_sets, anchors, neighbours, values)
-            yn = units[y_sets]
+            d_pos = 1.0 - grams.similarity(y_sets, anchors, neighbours)
+            yn = grams.units[y_sets]
             y_anchor = _ops.gather_tokens(yn, anchors)
             d_all = 1.0 - torch.bmm(y_anchor, yn.transpose(1, 2))
             neg_valid = mask.unsqueeze(1).expand_as(d_all).clone()
@@ -241,8 +239,7 @@ class CrossModalTripletLoss(nn.Module):
         exclude_valid = torch.ones_like(exclude, dtype=torch.bool)
         negs, _ = _ops.sample_excluding(mask, exclude, exclude_valid, s, gen)
         cols = torch.cat([neighbours, negs], -1)
-        values = grams.cosine(y_sets, anchors, cols)
-        d = 1.0 - _ops.cosine_at(units, y_sets, anchors, cols, values)
+        d = 1.0 - grams.similarity(y_sets, anchors, cols)
         d_pos, d_neg = d[..., :k], d[..., k:]
         pairs = torch.arange(max(k, s), device=device)
         hinge = F.relu(d_pos[..., pairs % k] - d_neg[..., pairs % s] + self.margin)

@@ -8,7 +8,7 @@ from lightly.utils import dist
 from torch import Tensor, nn
 from torch import distributed as torch_dist
 
-from lightly_topo.loss import _ops
+from lightly_topo.loss import _grams, _ops
 from lightly_topo.loss._tokens import (
     LossInputError,
     SeededRandom,
@@ -171,7 +171,7 @@ class PseudoCorrespondenceLoss(nn.Module):
         mask_b: Tensor,
         groups: Tensor,
         modalities: Tensor | None = None,
-        grams: _ops.TokenGrams | None = None,
+        grams: _grams.TokenGrams | None = None,
     ) -> Tensor:
         """The loss on checked tokens ``(B, N, C)`` with per-modality masks and group keys.
 
@@ -250,7 +250,7 @@ class PseudoCorrespondenceLoss(nn.Module):
         mask_b: Tensor,
         p_idx: Tensor,
         q_idx: Tensor,
-        grams: _ops.TokenGrams | None,
+        grams: _grams.TokenGrams | None,
     ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """Sums and counts (2,) of the pair terms of both directions, and statistics."""
         n_pairs = p_idx.numel()
@@ -270,7 +270,7 @@ class PseudoCorrespondenceLoss(nn.Module):
         unique, inverse = torch.unique(keys, return_inverse=True)
         ui, uj = unique // batch, unique % batch
         nn_ab, nn_ba, matched_a, matched_b = _ops.mutual_nearest_neighbours(
-            a[ui].detach(), b[uj].detach(), mask_a[ui], mask_b[uj]
+            a[ui].detach(), b[uj].detach(), mask_a[ui], mask_b[uj], self._workspace
         )
         first, second = inverse[:n_pairs], inverse[n_pairs:]
         # stack both directions: anchor side X, partner side Y; sets of cat([a, b])
@@ -278,7 +278,7 @@ class PseudoCorrespondenceLoss(nn.Module):
         y_sets = torch.cat([q_idx + batch, q_idx])
         if grams is None:
             full = _ops.wants_full_grams(self.max_tokens, a.shape[1])
-            grams = _ops.TokenGrams(torch.cat([a, b]), self._workspace, full)
+            grams = _grams.TokenGrams(torch.cat([a, b]), self._workspace, full)
         mask_x = torch.cat([mask_a[p_idx], mask_b[p_idx]])
         mask_y = torch.cat([mask_b[q_idx], mask_a[q_idx]])
         nn_xy = torch.cat([nn_ab[first], nn_ba[second]])
@@ -299,7 +299,7 @@ class PseudoCorrespondenceLoss(nn.Module):
 
     def _terms(
         self,
-        grams: _ops.TokenGrams,
+        grams: _grams.TokenGrams,
         x_sets: Tensor,
         y_sets: Tensor,
         mask_x: Tensor,
@@ -320,7 +320,6 @@ class PseudoCorrespondenceLoss(nn.Module):
         kept = _ops.gather_values(matched_x, neighbours) & found & anchor_valid.unsqueeze(-1)
         partner = _ops.gather_values(nn_xy, anchors)
         positives = _ops.gather_values(nn_xy, neighbours)
-        units = grams.units
         unmatched = mask_y & ~matched_y
         has_unmatched = unmatched.any(1)
         n_kept = kept.sum(-1)
@@ -330,9 +329,8 @@ class PseudoCorrespondenceLoss(nn.Module):
         n_neg = torch.where(has_unmatched.unsqueeze(1), unmatched.sum(1, keepdim=True), n_fallback)
         anchor_ok = anchor_valid & (n_kept > 0) & (n_neg > 0)
         if self.negatives == "all":
-            values = grams.cosine(y_sets, partner, positives)
-            d_pos = 1.0 - _ops.cosine_at(units, y_sets, partner, positives, values)
-            yn = units[y_sets]
+            d_pos = 1.0 - grams.similarity(y_sets, partner, positives)
+            yn = grams.units[y_sets]
             y_partner = _ops.gather_tokens(yn, partner)
             d_all = 1.0 - torch.bmm(y_partner, yn.transpose(1, 2))
             excluded = torch.zeros(d_all.shape, dtype=torch.int32, device=device)
@@ -351,8 +349,7 @@ class PseudoCorrespondenceLoss(nn.Module):
             neg_fallback, _ = _ops.sample_excluding(mask_y, exclude, exclude_valid, k * s, gen)
             negs = torch.where(has_unmatched.view(-1, 1, 1), neg_unmatched, neg_fallback)
             cols = torch.cat([positives, negs.view(p, n_anchor, k * s)], -1)
-            values = grams.cosine(y_sets, partner, cols)
-            d = 1.0 - _ops.cosine_at(units, y_sets, partner, cols, values)
+            d = 1.0 - grams.similarity(y_sets, partner, cols)
             d_pos, d_neg = d[..., :k], d[..., k:].view(p, n_anchor, k, s)
             hinge = F.relu(d_pos.unsqueeze(-1) - d_neg + self.margin)
             hinge = torch.where(kept.unsqueeze(-1), hinge, 0.0)

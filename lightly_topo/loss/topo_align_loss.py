@@ -7,7 +7,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor, nn
 
-from lightly_topo.loss import _ops
+from lightly_topo.loss import _grams, _ops
 from lightly_topo.loss._tokens import (
     LossInputError,
     SubjectIds,
@@ -279,7 +279,7 @@ class TopoAlignLoss(nn.Module):
         if self.intra_weight != 0 and self.inter_weight != 0:
             with no_autocast(a.device):
                 full = _ops.wants_full_grams(self.intra.max_tokens, a.shape[1])
-                grams = _ops.TokenGrams(torch.cat([a, b]), self._workspace, full)
+                grams = _grams.TokenGrams(torch.cat([a, b]), self._workspace, full)
         if self.intra_weight != 0:
             intra = self.intra.loss_from_tokens(a, b, mask_a, mask_b, grams)
             stats["n_anchors_intra"] = self.intra.last_stats["n_anchors"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from lightly_topo.loss import _ops
+from lightly_topo.loss import _grams, _ops, _select
 
 
 def test_sample_excluding_avoids_excluded_and_masked_tokens_uniformly() -> None:
@@ -95,8 +96,8 @@ def test_token_grams_whole_and_on_demand_agree_with_knn() -> None:
     x = torch.randn(3, 40, 6, generator=gen, dtype=torch.float64)
     mask = torch.rand(3, 40, generator=gen) > 0.2
     x = x.masked_fill(~mask.unsqueeze(-1), 0.0)
-    whole = _ops.TokenGrams(x, _ops.Workspace())
-    on_demand = _ops.TokenGrams(x, full=False)
+    whole = _grams.TokenGrams(x, _ops.Workspace())
+    on_demand = _grams.TokenGrams(x, full=False)
     assert whole.gram is not None and on_demand.gram is None
     sets = torch.tensor([2, 0])
     anchors = torch.randint(0, 40, (2, 9), generator=gen)
@@ -119,33 +120,40 @@ def test_token_grams_rank_in_blocks() -> None:
     gen = torch.Generator().manual_seed(5)
     x = torch.randn(2, 30, 4, generator=gen, dtype=torch.float64)
     mask = torch.ones(2, 30, dtype=torch.bool)
-    full = _ops.TokenGrams(x).knn(None, None, mask, 3, "euclidean")
-    old = _ops.RANK_BLOCK_ELEMENTS
-    _ops.RANK_BLOCK_ELEMENTS = 2 * 30 * 4  # blocks of 4 anchors
+    full = _grams.TokenGrams(x).knn(None, None, mask, 3, "euclidean")
+    old = _grams.RANK_BLOCK_ELEMENTS
+    _grams.RANK_BLOCK_ELEMENTS = 2 * 30 * 4  # blocks of 4 anchors
     try:
-        blocked = _ops.TokenGrams(x).knn(None, None, mask, 3, "euclidean")
+        blocked = _grams.TokenGrams(x).knn(None, None, mask, 3, "euclidean")
     finally:
-        _ops.RANK_BLOCK_ELEMENTS = old
+        _grams.RANK_BLOCK_ELEMENTS = old
     assert torch.equal(full[0], blocked[0])
 
 
 def test_cosine_at_gradient_matches_dense_form() -> None:
     gen = torch.Generator().manual_seed(6)
-    x = torch.randn(3, 11, 4, generator=gen, dtype=torch.float64)
-    units = torch.nn.functional.normalize(x, dim=-1).requires_grad_(True)
+    x = torch.randn(3, 11, 4, generator=gen, dtype=torch.float64, requires_grad=True)
     sets = torch.tensor([2, 0, 2, 1])
     rows = torch.randint(0, 11, (4, 6), generator=gen)
     cols = torch.randint(0, 11, (4, 6, 3), generator=gen)
 
     def dense(y: torch.Tensor) -> torch.Tensor:
-        sel = y[sets]
+        sel = torch.nn.functional.normalize(y, dim=-1)[sets]
         return (_ops.gather_tokens(sel, rows).unsqueeze(2) * _ops.gather_tokens(sel, cols)).sum(-1)
 
-    values = _ops.TokenGrams(x).cosine(sets, rows, cols)
-    assert torch.allclose(_ops.cosine_at(units, sets, rows, cols, values), dense(units))
-    assert torch.autograd.gradcheck(
-        lambda y: _ops.cosine_at(y, sets, rows, cols, dense(y)), (units,)
-    )
+    grams = _grams.TokenGrams(x)
+    assert torch.allclose(grams.similarity(sets, rows, cols), dense(x))
+
+    def fused(y: torch.Tensor) -> torch.Tensor:
+        inv = 1.0 / y.detach().norm(dim=-1)
+        units = y.detach() * inv.unsqueeze(-1)
+        return _ops.cosine_at(y, units, inv, sets, rows, cols, dense(y).detach())
+
+    assert torch.autograd.gradcheck(fused, (x,))
+    weights = torch.randn(4, 6, 3, generator=gen, dtype=torch.float64)
+    (got,) = torch.autograd.grad((grams.similarity(sets, rows, cols) * weights).sum(), x)
+    (expected,) = torch.autograd.grad((dense(x) * weights).sum(), x)
+    assert torch.allclose(got, expected, rtol=1e-10, atol=1e-12)
 
 
 def test_mutual_nearest_neighbours_one_partner_on_ties() -> None:
@@ -159,3 +167,49 @@ def test_mutual_nearest_neighbours_one_partner_on_ties() -> None:
     assert matched_a.tolist() == [[True, False, True]]
     assert matched_b.tolist() == [[False, True, True]]
     assert nn_ba[0, 1] == 2 and nn_ba[0, 2] == 0
+
+
+@pytest.mark.parametrize("largest", [False, True])
+def test_select_k_equals_topk_on_long_padded_rows(largest: bool) -> None:
+    gen = torch.Generator().manual_seed(6)
+    length, k = 1500, 5
+    width = _select.padded_length(length, k)
+    assert width % _select.WIDTH == 0 and width > length
+    worst = float("-inf") if largest else float("inf")
+    rows = torch.full((3, 7, width), worst)
+    rows[..., :length] = torch.randn(3, 7, length, generator=gen)
+    rows[0, 0, :length] = torch.randint(0, 3, (length,), generator=gen).float()  # ties
+    rows[1, 1, 10:] = worst  # fewer than k finite values
+    values, index = _select.select_k(rows, k, largest=largest, length=length)
+    ref = rows[..., :length].topk(k, dim=-1, largest=largest, sorted=True)
+    assert torch.equal(values, ref.values)
+    assert torch.equal(rows.gather(-1, index), values)
+    assert bool((index < length).all())
+    untied = torch.ones(3, 7, dtype=torch.bool)
+    untied[0, 0] = untied[1, 1] = False
+    assert torch.equal(index[untied], ref.indices[untied])
+
+
+def test_symmetric_gram_equals_bmm() -> None:
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(2, _grams.SYMMETRIC_MIN_TOKENS + 37, 6, generator=gen, dtype=torch.float64)
+    out = torch.empty(2, x.shape[1], x.shape[1], dtype=torch.float64)
+    gram = _grams.symmetric_gram(x, out)
+    assert torch.allclose(gram, torch.bmm(x, x.transpose(1, 2)), rtol=1e-12, atol=1e-12)
+    assert torch.allclose(gram, gram.transpose(1, 2), rtol=1e-12, atol=1e-10)
+
+
+@pytest.mark.parametrize("metric", ["euclidean", "cosine"])
+def test_token_grams_knn_on_long_rows_matches_brute_force(metric: str) -> None:
+    gen = torch.Generator().manual_seed(8)
+    n = 1400
+    x = torch.randn(2, n, 8, generator=gen, dtype=torch.float64)
+    mask = torch.rand(2, n, generator=gen) > 0.1
+    anchors = torch.randint(0, n, (2, 30), generator=gen)
+    mask.scatter_(1, anchors, True)  # valid anchors: no ties among their scores
+    x = torch.where(mask.unsqueeze(-1), x, 0.0)
+    got, found = _grams.TokenGrams(x, _ops.Workspace()).knn(None, anchors, mask, 5, metric)
+    expected, expected_found = _ops.knn(x, anchors, mask, 5, metric)
+    assert torch.equal(got, expected) and torch.equal(found, expected_found)
+    every, _ = _grams.TokenGrams(x).knn(None, None, mask, 5, metric)
+    assert torch.equal(every.gather(1, anchors.unsqueeze(-1).expand(-1, -1, 5)), expected)

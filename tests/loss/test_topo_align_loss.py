@@ -14,7 +14,7 @@ from lightly_topo.loss import (
     LossInputError,
     PseudoCorrespondenceLoss,
     TopoAlignLoss,
-    _ops,
+    _grams,
     cross_modal_triplet_loss,
     monitors,
     pseudo_correspondence_loss,
@@ -180,15 +180,15 @@ def test_whole_and_chunked_searches_give_the_same_loss(negatives: int | str) -> 
     a = x[:, 0].clone().requires_grad_(True)
     b = x[:, 1].clone().requires_grad_(True)
     results = []
-    old = _ops.GRAM_BYTES
+    old = _grams.GRAM_BYTES
     for budget in (old, 0):  # whole Gram matrices, then searches in chunks
-        _ops.GRAM_BYTES = budget
+        _grams.GRAM_BYTES = budget
         try:
             topo = TopoAlignLoss(k=3, max_pairs=None, negatives=negatives, seed=4)
             loss = topo(a, b, subject_ids=[0, 1, 2])
             grads = torch.autograd.grad(loss, (a, b))
         finally:
-            _ops.GRAM_BYTES = old
+            _grams.GRAM_BYTES = old
         results.append((loss.detach(), *grads))
     for u, v in zip(*results):
         assert torch.allclose(u, v, rtol=1e-10, atol=1e-12)
