@@ -184,6 +184,7 @@ def mutual_nearest_neighbours(
     mask_a: Tensor,
     mask_b: Tensor,
     workspace: Workspace | None = None,
+    normalized: bool = False,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Mutual nearest neighbours under cosine distance between two token sets.
 
@@ -196,6 +197,7 @@ def mutual_nearest_neighbours(
         xa, xb: Tokens (P, N, C) of the two sets.
         mask_a, mask_b: Valid tokens (P, N).
         workspace: Where to keep the similarity chunk between calls, or ``None``.
+        normalized: Whether the tokens are unit vectors already.
 
     Returns:
         ``(nn_ab, nn_ba, matched_a, matched_b)``: the nearest valid token of ``xb`` for each
@@ -203,8 +205,8 @@ def mutual_nearest_neighbours(
         zero where unmatched); and which valid tokens are mutual nearest neighbours (P, N).
     """
     p, n, _ = xa.shape
-    an = F.normalize(xa, dim=-1)
-    bn_t = F.normalize(xb, dim=-1).transpose(1, 2)
+    an = xa if normalized else F.normalize(xa, dim=-1)
+    bn_t = (xb if normalized else F.normalize(xb, dim=-1)).transpose(1, 2)
     neg_inf = float("-inf")
     # on a GPU the masks are always applied (checking them would synchronise)
     mask_cols = xa.is_cuda or not bool(mask_b.all())
@@ -261,9 +263,8 @@ def valid_positions(mask: Tensor) -> tuple[Tensor, Tensor]:
 
     ``A`` is the largest valid count of a row (at least 1).
     """
-    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
     width = max(1, int(mask.sum(1).max()))
-    index = order[:, :width]
+    index = valid_order(mask)[:, :width]
     return index, gather_values(mask, index)
 
 
@@ -298,9 +299,22 @@ def sample_excluding(
     # the r-th kept rank is r plus the number of excluded ranks e_m with e_m - m <= r
     shifted = excl_rank - torch.arange(e, device=mask.device)
     t = r + (shifted.unsqueeze(2) <= r.unsqueeze(-1)).sum(-1)
-    order = torch.argsort((~mask).to(torch.int8), dim=1, stable=True)
     t = t.clamp(max=mask.shape[1] - 1)
-    return gather_values(order, t), count
+    return gather_values(valid_order(mask, rank), t), count
+
+
+def valid_order(mask: Tensor, rank: Tensor | None = None) -> Tensor:
+    """Positions of the valid entries of each row in increasing order, then the others.
+
+    ``rank`` is ``cumsum(mask, 1) - 1`` if already computed. (P, N) -> (P, N) int64.
+    """
+    n = mask.shape[1]
+    if rank is None:
+        rank = torch.cumsum(mask, 1) - 1
+    invalid_rank = mask.sum(1, keepdim=True) + torch.cumsum(~mask, 1) - 1
+    slot = torch.where(mask, rank, invalid_rank)
+    positions = torch.arange(n, device=mask.device).expand_as(slot)
+    return torch.empty_like(slot).scatter_(1, slot, positions)
 
 
 class _HingeSum(torch.autograd.Function):
@@ -403,8 +417,8 @@ class _CosineAt(torch.autograd.Function):
             flat_cols.view(-1, j), table, per_sample_weights=weights.view(-1, j), mode="sum"
         )
         out.index_add_(0, flat_rows, row_side)
-        dot = torch.linalg.vecdot(out, table)
-        out.addcmul_(table, dot.unsqueeze(-1), value=-1.0).mul_(inv_norm.reshape(-1, 1))
+        dot = torch.bmm(out.view(s * n, 1, c), table.view(s * n, c, 1)).view(s * n, 1)
+        out.addcmul_(table, dot, value=-1.0).mul_(inv_norm.reshape(-1, 1))
         return (out.view(s, n, c), *none)
 
 

@@ -101,12 +101,16 @@ def check_finite(x: Tensor, mask: Tensor, name: str) -> Tensor:
     dtype with the masked tokens set to zero (they are never read, not even as NaN)."""
     if not x.is_floating_point():
         raise LossInputError(f"{name} must be a floating point tensor, got {x.dtype}.")
-    if not bool((torch.isfinite(x).all(-1) | ~mask).all()):
+    finite = torch.isfinite(x)
+    if not bool(finite.all()) and not bool((finite.all(-1) | ~mask).all()):
         raise LossInputError(
             f"{name} contains NaN or Inf values in valid tokens; check the encoder output "
             f"(e.g. a diverged run or an overflow under float16)."
         )
-    return x.to(compute_dtype(x)).masked_fill(~mask.unsqueeze(-1), 0.0)
+    x = x.to(compute_dtype(x))
+    if bool(mask.all()):
+        return x
+    return x.masked_fill(~mask.unsqueeze(-1), 0.0)
 
 
 def subject_groups(subject_ids: SubjectIds, batch: int, device: torch.device) -> Tensor:
@@ -156,6 +160,19 @@ def all_reduce_sum(x: Tensor) -> Tensor:
     y = x.detach().clone()
     torch_dist.all_reduce(y)
     return y
+
+
+def keep_gradient_path(loss: Tensor, inputs: Sequence[Tensor], has_terms: Tensor, force: bool) -> Tensor:
+    """``loss + 0 * sum(inputs)`` where the loss may have no gradient path to ``inputs``.
+
+    Needed when no term took part (``has_terms`` is False), and with ``force`` (e.g. in
+    distributed mode, where every process must take part in the backward collectives).
+    On a GPU it is always added (checking ``has_terms`` would synchronise); on CPU it is
+    skipped otherwise, since the zero gradients cost full passes over the features.
+    """
+    if force or loss.is_cuda or not bool(has_terms):
+        return loss + 0.0 * sum(x.sum() for x in inputs)
+    return loss
 
 
 def is_distributed(gather_distributed: bool) -> bool:

@@ -13,6 +13,7 @@ from lightly_topo.loss._tokens import (
     SeededRandom,
     all_reduce_sum,
     is_distributed,
+    keep_gradient_path,
     no_autocast,
     prepare_pair,
 )
@@ -194,7 +195,9 @@ class CrossModalTripletLoss(nn.Module):
                 norm = n_subjects.to(a.dtype).clamp(min=1)
             to_b, to_a = (torch.where(ok, t, 0.0).sum() / norm for t in terms)
             # keep a gradient path to both inputs when no subject takes part
-            loss = to_b + to_a + 0.0 * (a.sum() + b.sum())
+            loss = keep_gradient_path(
+                to_b + to_a, (a, b), ok.any(), is_distributed(self.gather_distributed)
+            )
         self.last_stats = {
             "loss": loss.detach(),
             "loss_a_to_b": to_b.detach(),

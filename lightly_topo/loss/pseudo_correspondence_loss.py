@@ -16,6 +16,7 @@ from lightly_topo.loss._tokens import (
     all_reduce_sum,
     gather_no_grad,
     is_distributed,
+    keep_gradient_path,
     no_autocast,
     prepare_pair,
     subject_groups,
@@ -207,7 +208,9 @@ class PseudoCorrespondenceLoss(nn.Module):
             per_direction = sums / norm
             # keep a gradient path to every input (and to the gathered tensors, so that
             # every process takes part in the backward all-reduce)
-            loss = per_direction.sum() + 0.0 * (a.sum() + b.sum() + local_a.sum() + local_b.sum())
+            loss = keep_gradient_path(
+                per_direction.sum(), (a, b, local_a, local_b), counts.sum() > 0, distributed
+            )
         self.last_stats = {
             "loss": loss.detach(),
             "loss_ab": per_direction[0].detach(),
@@ -266,19 +269,20 @@ class PseudoCorrespondenceLoss(nn.Module):
         # pair (p, q) uses key (p, q); direction 2 (b of p, a of q) uses key (q, p),
         # transposed, so both directions of (p, q) and (q, p) share one search.
         batch = a.shape[0]
+        if grams is None:
+            full = _ops.wants_full_grams(self.max_tokens, a.shape[1])
+            grams = _grams.TokenGrams(torch.cat([a, b]), self._workspace, full)
         keys = torch.cat([p_idx * batch + q_idx, q_idx * batch + p_idx])
         unique, inverse = torch.unique(keys, return_inverse=True)
         ui, uj = unique // batch, unique % batch
+        units = grams.unit_values
         nn_ab, nn_ba, matched_a, matched_b = _ops.mutual_nearest_neighbours(
-            a[ui].detach(), b[uj].detach(), mask_a[ui], mask_b[uj], self._workspace
+            units[ui], units[uj + batch], mask_a[ui], mask_b[uj], self._workspace, normalized=True
         )
         first, second = inverse[:n_pairs], inverse[n_pairs:]
         # stack both directions: anchor side X, partner side Y; sets of cat([a, b])
         x_sets = torch.cat([p_idx, p_idx + batch])
         y_sets = torch.cat([q_idx + batch, q_idx])
-        if grams is None:
-            full = _ops.wants_full_grams(self.max_tokens, a.shape[1])
-            grams = _grams.TokenGrams(torch.cat([a, b]), self._workspace, full)
         mask_x = torch.cat([mask_a[p_idx], mask_b[p_idx]])
         mask_y = torch.cat([mask_b[q_idx], mask_a[q_idx]])
         nn_xy = torch.cat([nn_ab[first], nn_ba[second]])
@@ -346,8 +350,13 @@ class PseudoCorrespondenceLoss(nn.Module):
             neg_unmatched, _ = _ops.sample_excluding(
                 unmatched, no_exclusion, no_exclusion.bool(), k * s, gen
             )
-            neg_fallback, _ = _ops.sample_excluding(mask_y, exclude, exclude_valid, k * s, gen)
-            negs = torch.where(has_unmatched.view(-1, 1, 1), neg_unmatched, neg_fallback)
+            if not anchors.is_cuda and bool(has_unmatched.all()):
+                negs = neg_unmatched  # no pair needs the fallback
+            else:
+                neg_fallback, _ = _ops.sample_excluding(
+                    mask_y, exclude, exclude_valid, k * s, gen
+                )
+                negs = torch.where(has_unmatched.view(-1, 1, 1), neg_unmatched, neg_fallback)
             cols = torch.cat([positives, negs.view(p, n_anchor, k * s)], -1)
             d = 1.0 - grams.similarity(y_sets, partner, cols)
             d_pos, d_neg = d[..., :k], d[..., k:].view(p, n_anchor, k, s)
