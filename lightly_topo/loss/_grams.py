@@ -134,7 +134,7 @@ class TokenGrams:
             anchors_ = anchors
         if self.gram is None:
             x = self.x if sets is None else self.x[sets_]
-            return _ops.knn(x, anchors_, mask, k, metric)
+            return _ops.knn(x, anchors_, mask, k, metric, self._workspace)
         a = anchors_.shape[1]
         euclid = metric == "euclidean"
         fill = float("inf") if euclid else float("-inf")
@@ -177,11 +177,15 @@ class TokenGrams:
         """Cosine similarities ``cos(x[sets, rows], x[sets, cols])``: (P, A) and (P, A, J) -> (P, A, J)."""
         s, n, _ = self.x.shape
         sets_ = torch.arange(s, device=self.x.device) if sets is None else sets
-        if self.gram is None:
-            xn = F.normalize(self.x if sets is None else self.x[sets_], dim=-1)
-            return _ops.sampled_dot(_ops.gather_tokens(xn, rows), xn, cols)
-        inv = self.inv_norm[sets_]
         base = (sets_ * n).unsqueeze(1) + rows
+        if self.gram is None:
+            # one flat table of unit tokens: no per-call copy of the sets
+            p, a, j = cols.shape
+            table = self.unit_values.view(1, s * n, -1)
+            anchor_units = table[0].index_select(0, base.reshape(-1)).view(1, p * a, -1)
+            flat_cols = ((sets_ * n).view(p, 1, 1) + cols).view(1, p * a, j)
+            return _ops.sampled_dot(anchor_units, table, flat_cols).view(p, a, j)
+        inv = self.inv_norm[sets_]
         flat = (base * n).unsqueeze(-1) + cols
         values = self.gram.view(-1).take(flat)
         return values * _ops.gather_values(inv, rows).unsqueeze(-1) * _ops.gather_values(inv, cols)

@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lightly_topo.loss import _select
+
 #: Largest number of elements of one chunk of a (P, anchors, N) score matrix.
 CHUNK_ELEMENTS = 1 << 24
 
@@ -106,7 +108,14 @@ def gather_values(x: Tensor, index: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def knn(x: Tensor, anchors: Tensor, mask: Tensor, k: int, metric: str) -> tuple[Tensor, Tensor]:
+def knn(
+    x: Tensor,
+    anchors: Tensor,
+    mask: Tensor,
+    k: int,
+    metric: str,
+    workspace: Workspace | None = None,
+) -> tuple[Tensor, Tensor]:
     """The ``k`` nearest valid tokens of each anchor, the anchor excluded.
 
     Args:
@@ -115,6 +124,7 @@ def knn(x: Tensor, anchors: Tensor, mask: Tensor, k: int, metric: str) -> tuple[
         mask: Valid tokens (P, N).
         k: Number of neighbours.
         metric: ``"euclidean"`` or ``"cosine"``.
+        workspace: Where to keep the score chunk between calls, or ``None``.
 
     Returns:
         ``(index, found)``: indices (P, A, k), nearest first, and whether each is a valid
@@ -126,18 +136,24 @@ def knn(x: Tensor, anchors: Tensor, mask: Tensor, k: int, metric: str) -> tuple[
         bias = torch.zeros(p, 1, n, dtype=x.dtype, device=x.device)
     else:
         bias = x.pow(2).sum(-1).unsqueeze(1)
-    bias = bias.masked_fill(~mask.unsqueeze(1), float("inf"))
+    inf = float("inf")
+    bias = bias.masked_fill(~mask.unsqueeze(1), inf)
+    # rank by |x_j|^2 - 2 <x_i, x_j> (euclidean) or -<x_i, x_j> on the unit sphere
+    scale = -2.0 if metric == "euclidean" else -1.0
+    x_t = x.transpose(1, 2)
+    width = _select.padded_length(n, k)
+    step = _chunk(anchors.shape[1], p * width, x.device)
+    buffer = _buffer(workspace, "knn", (p, step, width), x.dtype, x.device)
+    buffer[..., n:] = inf
     out, found = [], []
-    step = _chunk(anchors.shape[1], p * n, x.device)
     for start in range(0, anchors.shape[1], step):
         idx = anchors[:, start : start + step]
-        # rank by |x_j|^2 - 2 <x_i, x_j> (euclidean) or -<x_i, x_j> on the unit sphere
-        scale = -2.0 if metric == "euclidean" else -1.0
-        score = torch.baddbmm(bias, gather_tokens(x, idx), x.transpose(1, 2), alpha=scale)
-        score.scatter_(2, idx.unsqueeze(-1), float("inf"))
-        top = score.topk(k, dim=-1, largest=False, sorted=True)
-        out.append(top.indices)
-        found.append(top.values < float("inf"))
+        block = buffer[:, : idx.shape[1]]
+        torch.baddbmm(bias, gather_tokens(x, idx), x_t, alpha=scale, out=block[..., :n])
+        block.scatter_(2, idx.unsqueeze(-1), inf)
+        values, index = _select.select_k(block.contiguous(), k, largest=False, length=n)
+        out.append(index)
+        found.append(values < inf)
     return torch.cat(out, 1), torch.cat(found, 1)
 
 
@@ -222,9 +238,9 @@ def mutual_nearest_neighbours(
         torch.bmm(an[:, start:stop], bn_t, out=sim)
         if mask_cols:
             sim.masked_fill_(~mask_b.unsqueeze(1), neg_inf)
-        best = sim.max(-1)
-        nn_ab[:, start:stop] = best.indices
-        row_best[:, start:stop] = best.values
+        best_values, best_indices = _select.max_k1(sim)
+        nn_ab[:, start:stop] = best_indices
+        row_best[:, start:stop] = best_values
         if mask_rows:
             sim.masked_fill_(~mask_a[:, start:stop].unsqueeze(-1), neg_inf)
         col_best = torch.maximum(col_best, sim.amax(1))

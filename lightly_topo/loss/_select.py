@@ -66,3 +66,21 @@ def select_k(rows: Tensor, k: int, largest: bool, length: int | None = None) -> 
     chunk = torch.gather(best, 1, torch.div(top.indices, WIDTH, rounding_mode="floor"))
     indices = chunk * WIDTH + top.indices.remainder(WIDTH)
     return top.values.view(*lead, k), indices.view(*lead, k)
+
+
+def max_k1(rows: Tensor) -> tuple[Tensor, Tensor]:
+    """``rows.max(-1)`` (values, first index of the maximum) for contiguous rows (..., L).
+
+    Long rows whose length is a multiple of ``WIDTH`` are reduced chunk by chunk: the
+    first chunk with the largest maximum holds the first maximal element.
+    """
+    size = rows.shape[-1]
+    if size < MIN_LENGTH or size % WIDTH != 0 or not rows.is_contiguous():
+        top = rows.max(-1)
+        return top.values, top.indices
+    lead = rows.shape[:-1]
+    chunks = rows.reshape(-1, size // WIDTH, WIDTH)
+    best = chunks.amax(-1).max(-1)
+    picked = chunks[torch.arange(chunks.shape[0], device=rows.device), best.indices]
+    indices = best.indices * WIDTH + picked.argmax(-1)
+    return best.values.view(lead), indices.view(lead)

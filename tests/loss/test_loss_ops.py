@@ -213,3 +213,13 @@ def test_token_grams_knn_on_long_rows_matches_brute_force(metric: str) -> None:
     assert torch.equal(got, expected) and torch.equal(found, expected_found)
     every, _ = _grams.TokenGrams(x).knn(None, None, mask, 5, metric)
     assert torch.equal(every.gather(1, anchors.unsqueeze(-1).expand(-1, -1, 5)), expected)
+
+
+def test_max_k1_returns_the_first_maximum() -> None:
+    gen = torch.Generator().manual_seed(9)
+    rows = torch.randint(0, 50, (3, 5, 8 * _select.WIDTH), generator=gen).float()
+    rows[0, 0] = float("-inf")
+    values, index = _select.max_k1(rows)
+    ref = rows.max(-1)
+    assert torch.equal(values, ref.values) and torch.equal(index, ref.indices)
+    assert torch.equal(index, rows.argmax(-1))
