@@ -37,7 +37,9 @@ def padded_length(length: int, k: int) -> int:
     return -(-length // WIDTH) * WIDTH if uses_chunks(length, k) else length
 
 
-def select_k(rows: Tensor, k: int, largest: bool, length: int | None = None) -> tuple[Tensor, Tensor]:
+def select_k(
+    rows: Tensor, k: int, largest: bool, length: int | None = None
+) -> tuple[Tensor, Tensor]:
     """The ``k`` best elements of every row of ``rows`` (..., L), best first.
 
     Args:

@@ -15,12 +15,42 @@ from lightly.utils import dist
 from torch import Tensor
 from torch import distributed as torch_dist
 
+#: Negative mode of the TACO losses: a number of sampled negatives or ``"all"``.
+Negatives = int | str
+
 #: Subject identifiers as accepted by the losses.
 SubjectIds = Sequence[str | int] | Tensor | None
 
 
 class LossInputError(ValueError):
     """Features, masks or subject ids that a TACO loss cannot use."""
+
+
+def check_options(
+    k: int,
+    margin: float,
+    negatives: Negatives,
+    max_tokens: int | None,
+    gather_distributed: bool = False,
+) -> None:
+    """Raises :class:`LossInputError` on bad constructor options shared by the TACO losses."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise LossInputError(f"k must be a positive int, got {k!r}.")
+    if margin < 0:
+        raise LossInputError(f"margin must be >= 0, got {margin!r}.")
+    if negatives != "all" and (
+        isinstance(negatives, bool) or not isinstance(negatives, int) or negatives < 1
+    ):
+        raise LossInputError(f'negatives must be a positive int or "all", got {negatives!r}.')
+    if max_tokens is not None and (
+        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
+    ):
+        raise LossInputError(f"max_tokens must be a positive int or None, got {max_tokens!r}.")
+    if gather_distributed and not torch_dist.is_available():
+        raise LossInputError(
+            "gather_distributed is True but torch.distributed is not available. Set "
+            "gather_distributed=False or install a torch build with distributed support."
+        )
 
 
 def as_tokens(x: Tensor, name: str) -> Tensor:
@@ -162,7 +192,9 @@ def all_reduce_sum(x: Tensor) -> Tensor:
     return y
 
 
-def keep_gradient_path(loss: Tensor, inputs: Sequence[Tensor], has_terms: Tensor, force: bool) -> Tensor:
+def keep_gradient_path(
+    loss: Tensor, inputs: Sequence[Tensor], has_terms: Tensor, force: bool
+) -> Tensor:
     """``loss + 0 * sum(inputs)`` where the loss may have no gradient path to ``inputs``.
 
     Needed when no term took part (``has_terms`` is False), and with ``force`` (e.g. in

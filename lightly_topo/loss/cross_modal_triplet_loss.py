@@ -9,32 +9,15 @@ from torch import distributed as torch_dist
 
 from lightly_topo.loss import _grams, _ops
 from lightly_topo.loss._tokens import (
-    LossInputError,
+    Negatives,
     SeededRandom,
     all_reduce_sum,
+    check_options,
     is_distributed,
     keep_gradient_path,
     no_autocast,
     prepare_pair,
 )
-
-Negatives = int | str
-
-
-def check_options(k: int, margin: float, negatives: Negatives, max_tokens: int | None) -> None:
-    """Raises :class:`LossInputError` on bad constructor options shared by the TACO losses."""
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
-        raise LossInputError(f"k must be a positive int, got {k!r}.")
-    if margin < 0:
-        raise LossInputError(f"margin must be >= 0, got {margin!r}.")
-    if negatives != "all" and (
-        isinstance(negatives, bool) or not isinstance(negatives, int) or negatives < 1
-    ):
-        raise LossInputError(f'negatives must be a positive int or "all", got {negatives!r}.')
-    if max_tokens is not None and (
-        isinstance(max_tokens, bool) or not isinstance(max_tokens, int) or max_tokens < 1
-    ):
-        raise LossInputError(f"max_tokens must be a positive int or None, got {max_tokens!r}.")
 
 
 class CrossModalTripletLoss(nn.Module):
@@ -117,12 +100,7 @@ class CrossModalTripletLoss(nn.Module):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        check_options(k, margin, negatives, max_tokens)
-        if gather_distributed and not torch_dist.is_available():
-            raise LossInputError(
-                "gather_distributed is True but torch.distributed is not available. Set "
-                "gather_distributed=False or install a torch build with distributed support."
-            )
+        check_options(k, margin, negatives, max_tokens, gather_distributed)
         self.k = k
         self.margin = margin
         self.negatives = negatives

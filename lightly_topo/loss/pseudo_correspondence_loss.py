@@ -6,14 +6,15 @@ import torch
 import torch.nn.functional as F
 from lightly.utils import dist
 from torch import Tensor, nn
-from torch import distributed as torch_dist
 
 from lightly_topo.loss import _grams, _ops
 from lightly_topo.loss._tokens import (
     LossInputError,
+    Negatives,
     SeededRandom,
     SubjectIds,
     all_reduce_sum,
+    check_options,
     gather_no_grad,
     is_distributed,
     keep_gradient_path,
@@ -21,7 +22,6 @@ from lightly_topo.loss._tokens import (
     prepare_pair,
     subject_groups,
 )
-from lightly_topo.loss.cross_modal_triplet_loss import Negatives, check_options
 
 
 class PseudoCorrespondenceLoss(nn.Module):
@@ -115,16 +115,11 @@ class PseudoCorrespondenceLoss(nn.Module):
         seed: int | None = None,
     ) -> None:
         super().__init__()
-        check_options(k, margin, negatives, max_tokens)
+        check_options(k, margin, negatives, max_tokens, gather_distributed)
         if max_pairs is not None and (
             isinstance(max_pairs, bool) or not isinstance(max_pairs, int) or max_pairs < 1
         ):
             raise LossInputError(f"max_pairs must be a positive int or None, got {max_pairs!r}.")
-        if gather_distributed and not torch_dist.is_available():
-            raise LossInputError(
-                "gather_distributed is True but torch.distributed is not available. Set "
-                "gather_distributed=False or install a torch build with distributed support."
-            )
         self.k = k
         self.margin = margin
         self.max_pairs = max_pairs
@@ -353,9 +348,7 @@ class PseudoCorrespondenceLoss(nn.Module):
             if not anchors.is_cuda and bool(has_unmatched.all()):
                 negs = neg_unmatched  # no pair needs the fallback
             else:
-                neg_fallback, _ = _ops.sample_excluding(
-                    mask_y, exclude, exclude_valid, k * s, gen
-                )
+                neg_fallback, _ = _ops.sample_excluding(mask_y, exclude, exclude_valid, k * s, gen)
                 negs = torch.where(has_unmatched.view(-1, 1, 1), neg_unmatched, neg_fallback)
             cols = torch.cat([positives, negs.view(p, n_anchor, k * s)], -1)
             d = 1.0 - grams.similarity(y_sets, partner, cols)

@@ -10,6 +10,7 @@ from torch import Tensor, nn
 from lightly_topo.loss import _grams, _ops
 from lightly_topo.loss._tokens import (
     LossInputError,
+    Negatives,
     SubjectIds,
     as_token_mask,
     as_tokens,
@@ -18,7 +19,7 @@ from lightly_topo.loss._tokens import (
     prepare_pair,
     subject_groups,
 )
-from lightly_topo.loss.cross_modal_triplet_loss import CrossModalTripletLoss, Negatives
+from lightly_topo.loss.cross_modal_triplet_loss import CrossModalTripletLoss
 from lightly_topo.loss.pseudo_correspondence_loss import PseudoCorrespondenceLoss
 
 Features = Tensor | Mapping[str, Tensor]
