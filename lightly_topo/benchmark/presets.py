@@ -5,7 +5,7 @@ Three presets ship:
 * ``smoke``: every compared method, tiny (16^3 volumes, 2 pretraining steps, 2 seeds); under
   2 minutes on a 2-core CPU. It checks the pipeline end to end; its numbers mean nothing.
 * ``quick``: every compared method, 3 seeds, small (32^3 volumes, 16^3 crops); sized to about
-  15 minutes on a 2-core CPU. The README's table.
+  10 minutes on a 2-core CPU (551 s measured). The README's table.
 * ``full``: every method (the ``+topo`` combinations included), 3 seeds, larger volumes and
   schedules; sized for one run of at most 10 minutes on one H100/H200 GPU.
 
@@ -220,7 +220,7 @@ PRESETS: dict[str, Preset] = {
     ),
     "quick": Preset(
         name="quick",
-        description="every compared method, 3 seeds, 32^3 synthetic brains; about 15 min on 2 CPU cores",
+        description="every compared method, 3 seeds, 32^3 synthetic brains; about 10 min on 2 CPU cores",
     ),
     "full": Preset(
         name="full",

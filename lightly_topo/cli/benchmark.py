@@ -23,7 +23,7 @@ def add_parser(subparsers: Any) -> None:
             "Pretrain every compared method, run segmentation (with the missing-modality "
             "sweep) and classification (with the low-label curve) for each, over several "
             "seeds, and write results.md / .csv / .json and PNG plots into --out. Presets: "
-            "smoke (under 2 minutes on CPU), quick (about 15 minutes on 2 CPU cores), full "
+            "smoke (under 2 minutes on CPU), quick (about 10 minutes on 2 CPU cores), full "
             "(one GPU, about 10 minutes). Re-running with the same --out resumes."
         ),
     )
