@@ -10,10 +10,15 @@ batches.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from typing import Any, TypeVar
 
 import numpy as np
 import torch.distributed as dist
+from torch.utils.data import Sampler
+
+T = TypeVar("T")
+SamplerT = TypeVar("SamplerT", bound="SubjectSampler[Any]")
 
 
 def check_seed(seed: int) -> int:
@@ -123,3 +128,101 @@ def rank_batches(
             last.append(element)
             taken.add(element)
     return batches
+
+
+class SubjectSampler(Sampler[list[T]]):
+    """Ranks, epochs and per-subject scan turns shared by the batch samplers.
+
+    A subclass fills ``subjects`` and ``_scans`` (the dataset indices of each subject) after
+    calling ``__init__``, runs its own checks, calls :meth:`_check_and_order_scans`, and
+    implements :meth:`_epoch_batches` (usually on top of :meth:`_scan_batches`).
+
+    Args:
+        shuffle: Shuffle subjects each epoch (and the order in which a subject's scans
+            take turns).
+        seed: Seed of every random choice; identical on all ranks.
+        drop_last: Drop incomplete batches.
+        num_replicas: Number of ranks (default: ``torch.distributed`` world size, else 1).
+        rank: This rank (default: ``torch.distributed`` rank, else 0).
+    """
+
+    batch_size: int
+    subjects: list[str]
+    _scans: list[list[int]]
+    _orders: list[list[int]]
+
+    def __init__(
+        self,
+        shuffle: bool,
+        seed: int,
+        drop_last: bool,
+        num_replicas: int | None,
+        rank: int | None,
+    ) -> None:
+        self.seed = check_seed(seed)
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.num_replicas, self.rank = resolve_replicas(num_replicas, rank)
+        self.epoch = 0
+
+    def _check_and_order_scans(self, counted: str) -> None:
+        """Require a batch on every rank, then fix the order in which scans take turns.
+
+        Args:
+            counted: What ``subjects`` holds, as the error message names it.
+
+        Raises:
+            ValueError: ``drop_last=True`` leaves no full batch per rank.
+        """
+        if len(self) == 0:
+            raise ValueError(
+                f"drop_last=True with {len(self.subjects)} {counted}, "
+                f"batch_size={self.batch_size} and num_replicas={self.num_replicas} leaves no "
+                "full batch per rank: lower batch_size or set drop_last=False."
+            )
+        self._orders = scan_orders(self._scans, self.seed, self.shuffle)
+
+    @property
+    def num_subjects(self) -> int:
+        """Number of subjects the batches are drawn from."""
+        return len(self.subjects)
+
+    @property
+    def sampler(self: SamplerT) -> SamplerT:
+        """This sampler itself.
+
+        PyTorch Lightning calls ``set_epoch`` on ``dataloader.batch_sampler.sampler`` at the
+        start of every epoch; exposing the sampler here makes it advance the epoch.
+        """
+        return self
+
+    def set_epoch(self, epoch: int) -> None:
+        """Set the epoch; subject order, scan choice and every other draw depend on it."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be non-negative, got {epoch}.")
+        self.epoch = int(epoch)
+
+    def _scan_batches(self, min_size: int) -> list[list[int]]:
+        """This rank's batches of the epoch: one scan (dataset index) per subject.
+
+        Args:
+            min_size: Least size of a padded last batch (see :func:`rank_batches`).
+
+        Returns:
+            The batches of dataset indices, in order.
+        """
+        order = subject_order(self.num_subjects, self.seed, self.epoch, self.shuffle)
+        own = order[self.rank :: self.num_replicas]
+        scans = [self._orders[s][self.epoch % len(self._orders[s])] for s in own]
+        return rank_batches(
+            scans, self.num_subjects, self.batch_size, self.num_replicas, self.drop_last, min_size
+        )
+
+    def _epoch_batches(self) -> list[list[T]]:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator[list[T]]:
+        yield from self._epoch_batches()
+
+    def __len__(self) -> int:
+        return num_batches(self.num_subjects, self.batch_size, self.num_replicas, self.drop_last)

@@ -3,28 +3,18 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import Sampler
 
-from lightly_topo.samplers._partition import (
-    check_batch_size,
-    check_seed,
-    group_by_subject,
-    num_batches,
-    rank_batches,
-    resolve_replicas,
-    scan_orders,
-    subject_order,
-)
+from lightly_topo.samplers._partition import SubjectSampler, check_batch_size, group_by_subject
 
 #: One batch element: a dataset index and the modality pair ``(mod_a, mod_b)`` drawn for it.
 PairedIndex = tuple[int, tuple[str, str]]
 
 
-class CrossSubjectBatchSampler(Sampler[list[PairedIndex]]):
+class CrossSubjectBatchSampler(SubjectSampler[PairedIndex]):
     """Batch sampler for the TACO inter-instance loss: distinct subjects, balanced pairs.
 
     The inter-instance term of TACO (*Beyond Instance-Level Self-Supervision in 3D
@@ -100,11 +90,7 @@ class CrossSubjectBatchSampler(Sampler[list[PairedIndex]]):
                 f"min_subjects must be in [2, batch_size={self.batch_size}], got {min_subjects}."
             )
         self.min_subjects = int(min_subjects)
-        self.seed = check_seed(seed)
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
-        self.num_replicas, self.rank = resolve_replicas(num_replicas, rank)
-        self.epoch = 0
+        super().__init__(shuffle, seed, drop_last, num_replicas, rank)
 
         if isinstance(modality_names, str):
             raise TypeError("modality_names must be a sequence of str, got a single str.")
@@ -139,13 +125,7 @@ class CrossSubjectBatchSampler(Sampler[list[PairedIndex]]):
                 f"give {per_rank} per rank, fewer than min_subjects={self.min_subjects}: lower "
                 "min_subjects or use fewer ranks."
             )
-        if len(self) == 0:
-            raise ValueError(
-                f"drop_last=True with {len(self.subjects)} eligible subjects, "
-                f"batch_size={self.batch_size} and num_replicas={self.num_replicas} leaves no "
-                "full batch per rank: lower batch_size or set drop_last=False."
-            )
-        self._orders = scan_orders(self._scans, self.seed, self.shuffle)
+        self._check_and_order_scans("eligible subjects")
         self.pairs: tuple[tuple[str, str], ...] = tuple(
             itertools.combinations(self.modality_names, 2)
         )
@@ -153,38 +133,8 @@ class CrossSubjectBatchSampler(Sampler[list[PairedIndex]]):
         # (N, P): pair p is available to scan i.
         self._pair_available = mask[:, pair_cols[:, 0]] & mask[:, pair_cols[:, 1]]
 
-    @property
-    def num_subjects(self) -> int:
-        """Number of eligible subjects."""
-        return len(self.subjects)
-
-    @property
-    def sampler(self) -> CrossSubjectBatchSampler:
-        """This sampler itself.
-
-        PyTorch Lightning calls ``set_epoch`` on ``dataloader.batch_sampler.sampler`` at the
-        start of every epoch; exposing the sampler here makes it advance the epoch.
-        """
-        return self
-
-    def set_epoch(self, epoch: int) -> None:
-        """Set the epoch; subject order, scan and pair choices depend on it."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be non-negative, got {epoch}.")
-        self.epoch = int(epoch)
-
     def _epoch_batches(self) -> list[list[PairedIndex]]:
-        order = subject_order(self.num_subjects, self.seed, self.epoch, self.shuffle)
-        own = order[self.rank :: self.num_replicas]
-        scans = [self._orders[s][self.epoch % len(self._orders[s])] for s in own]
-        batches = rank_batches(
-            scans,
-            self.num_subjects,
-            self.batch_size,
-            self.num_replicas,
-            self.drop_last,
-            self.min_subjects,
-        )
+        batches = self._scan_batches(self.min_subjects)
         flat = [index for batch in batches for index in batch]
         pairs = self._assign_pairs(flat)
         out: list[list[PairedIndex]] = []
@@ -210,12 +160,6 @@ class CrossSubjectBatchSampler(Sampler[list[PairedIndex]]):
             chosen[element] = pick
             counts[pick] += 1
         return chosen.tolist()
-
-    def __iter__(self) -> Iterator[list[PairedIndex]]:
-        yield from self._epoch_batches()
-
-    def __len__(self) -> int:
-        return num_batches(self.num_subjects, self.batch_size, self.num_replicas, self.drop_last)
 
 
 def _as_bool_array(

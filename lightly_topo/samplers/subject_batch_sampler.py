@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
-from torch.utils.data import Sampler
-
-from lightly_topo.samplers._partition import (
-    check_batch_size,
-    check_seed,
-    group_by_subject,
-    num_batches,
-    rank_batches,
-    resolve_replicas,
-    scan_orders,
-    subject_order,
-)
+from lightly_topo.samplers._partition import SubjectSampler, check_batch_size, group_by_subject
 
 
-class SubjectBatchSampler(Sampler[list[int]]):
+class SubjectBatchSampler(SubjectSampler[int]):
     """Batch sampler that never puts two scans of one subject into one batch.
 
     Instance-level methods (SimCLR, BYOL) treat every batch element as its own instance, so
@@ -82,13 +71,9 @@ class SubjectBatchSampler(Sampler[list[int]]):
         rank: int | None = None,
     ) -> None:
         self.batch_size = check_batch_size(batch_size, 1)
-        self.seed = check_seed(seed)
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
-        self.num_replicas, self.rank = resolve_replicas(num_replicas, rank)
+        super().__init__(shuffle, seed, drop_last, num_replicas, rank)
         self.subjects, self._scans = group_by_subject(subject_ids)
         self.num_indices = len(subject_ids)
-        self.epoch = 0
         if not self.subjects:
             raise ValueError("subject_ids is empty: the sampler needs at least one subject.")
         if len(self.subjects) < self.num_replicas:
@@ -96,44 +81,7 @@ class SubjectBatchSampler(Sampler[list[int]]):
                 f"subject_ids holds {len(self.subjects)} distinct subjects, fewer than "
                 f"num_replicas={self.num_replicas}: every rank needs at least one subject."
             )
-        if len(self) == 0:
-            raise ValueError(
-                f"drop_last=True with {len(self.subjects)} subjects, batch_size={self.batch_size} "
-                f"and num_replicas={self.num_replicas} leaves no full batch per rank: lower "
-                "batch_size or set drop_last=False."
-            )
-        self._orders = scan_orders(self._scans, self.seed, self.shuffle)
-
-    @property
-    def num_subjects(self) -> int:
-        """Number of distinct subjects."""
-        return len(self.subjects)
-
-    @property
-    def sampler(self) -> SubjectBatchSampler:
-        """This sampler itself.
-
-        PyTorch Lightning calls ``set_epoch`` on ``dataloader.batch_sampler.sampler`` at the
-        start of every epoch; exposing the sampler here makes it advance the epoch.
-        """
-        return self
-
-    def set_epoch(self, epoch: int) -> None:
-        """Set the epoch; the subject order and scan choice depend on it (deterministically)."""
-        if epoch < 0:
-            raise ValueError(f"epoch must be non-negative, got {epoch}.")
-        self.epoch = int(epoch)
+        self._check_and_order_scans("subjects")
 
     def _epoch_batches(self) -> list[list[int]]:
-        order = subject_order(self.num_subjects, self.seed, self.epoch, self.shuffle)
-        own = order[self.rank :: self.num_replicas]
-        scans = [self._orders[s][self.epoch % len(self._orders[s])] for s in own]
-        return rank_batches(
-            scans, self.num_subjects, self.batch_size, self.num_replicas, self.drop_last, 1
-        )
-
-    def __iter__(self) -> Iterator[list[int]]:
-        yield from self._epoch_batches()
-
-    def __len__(self) -> int:
-        return num_batches(self.num_subjects, self.batch_size, self.num_replicas, self.drop_last)
+        return self._scan_batches(1)
