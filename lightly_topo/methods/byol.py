@@ -11,15 +11,13 @@ from lightly.loss import NegativeCosineSimilarity
 from lightly.models.modules import BYOLPredictionHead, BYOLProjectionHead
 from lightly.models.utils import deactivate_requires_grad, update_momentum
 from lightly.utils.scheduler import cosine_schedule
-from torch import Tensor, nn
+from torch import Tensor
 
-from lightly_topo.methods.base import PretrainMethod
-from lightly_topo.methods.components import build_config_backbone
 from lightly_topo.methods.config import PretrainConfig
-from lightly_topo.models import MultiModalEncoder
+from lightly_topo.methods.two_view import TwoViewMethod
 
 
-class BYOL3D(PretrainMethod):
+class BYOL3D(TwoViewMethod):
     """BYOL [0] with two asymmetric 3D views of every subject (all its modalities).
 
     Views from :class:`~lightly_topo.transforms.BYOLTransform3D`. The online network
@@ -39,27 +37,17 @@ class BYOL3D(PretrainMethod):
     name: ClassVar[str] = "byol"
     description: ClassVar[str] = "BYOL on two 3D views of each subject (momentum teacher)."
     view_kind: ClassVar[str] = "byol"
-    uses_topo: ClassVar[bool] = False
 
     def __init__(self, config: PretrainConfig, modality_names: Sequence[str]) -> None:
         super().__init__(config, modality_names)
-        shared = config.model.modality_handling == "shared"
-        backbone = build_config_backbone(config, 1 if shared else len(self.modality_names))
-        self.mm_encoder = MultiModalEncoder(
-            backbone, config.model.modality_handling, len(self.modality_names)
-        )
         dim, hidden = config.model.projection_dim, config.model.hidden_dim
-        self.projection_head = BYOLProjectionHead(backbone.embed_dim, hidden, dim)
+        self.projection_head = BYOLProjectionHead(self.mm_encoder.backbone.embed_dim, hidden, dim)
         self.prediction_head = BYOLPredictionHead(dim, hidden, dim)
         self.mm_encoder_momentum = copy.deepcopy(self.mm_encoder)
         self.projection_head_momentum = copy.deepcopy(self.projection_head)
         deactivate_requires_grad(self.mm_encoder_momentum)
         deactivate_requires_grad(self.projection_head_momentum)
         self.criterion = NegativeCosineSimilarity()
-
-    @property
-    def encoder(self) -> nn.Module:
-        return self.mm_encoder.backbone
 
     def momentum(self) -> float:
         """Momentum of the teacher at the current step."""
@@ -79,10 +67,7 @@ class BYOL3D(PretrainMethod):
 
     def compute_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         view0, view1 = batch["views"][:2]
-        feats0 = self.mm_encoder.forward_fused(view0["image"], view0["mask"])
-        feats1 = self.mm_encoder.forward_fused(view1["image"], view1["mask"])
-        pooled0 = self.mm_encoder.backbone.pool(feats0)
-        pooled1 = self.mm_encoder.backbone.pool(feats1)
+        feats0, feats1, pooled0, pooled1 = self.encode_views(batch)
         z0 = self.projection_head(pooled0)
         p0 = self.prediction_head(z0)
         p1 = self.prediction_head(self.projection_head(pooled1))
@@ -98,17 +83,4 @@ class BYOL3D(PretrainMethod):
             embedding=z0.detach(), pooled=pooled0.detach(), probe_target=batch["probe_target"]
         )
         parts = {"byol": byol.detach(), "momentum": torch.tensor(self.momentum())}
-        loss = self.config.loss.instance_weight * byol if self.uses_topo else byol
-        extra, logs = self.extra_terms(feats0, feats1, batch)
-        for key, value in extra.items():
-            loss = loss + value
-            parts[key] = value.detach()
-        parts.update(logs)
-        return loss, parts
-
-    def extra_terms(
-        self, feats0: list[Tensor], feats1: list[Tensor], batch: dict[str, Any]
-    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        """Additional (weighted) loss terms on the two views' dense features, and detached
-        statistics to log; none here."""
-        return {}, {}
+        return self.total_loss(byol, parts, feats0, feats1, batch)

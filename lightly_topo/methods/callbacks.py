@@ -199,12 +199,13 @@ class ThroughputMonitor(pl.Callback):
         self.history.append((step, self._wait))
         size = len(batch["subject_id"]) if isinstance(batch, dict) and "subject_id" in batch else 1
         total = step + self._wait
+        rate = size / total if total > 0 else 0.0
         pl_module.log_dict(
             {
                 "perf/step_s": step,
                 "perf/data_wait_s": self._wait,
                 "perf/data_wait_fraction": self._wait / total if total > 0 else 0.0,
-                "perf/samples_per_s": size / total if total > 0 else 0.0,
+                "perf/samples_per_s": rate,
             },
             on_step=True,
             on_epoch=False,
@@ -212,7 +213,7 @@ class ThroughputMonitor(pl.Callback):
         )
         pl_module.log(
             "samples/s",
-            size / total if total > 0 else 0.0,
+            rate,
             prog_bar=True,
             logger=False,
             on_step=True,

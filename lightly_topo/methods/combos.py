@@ -16,10 +16,12 @@ from lightly_topo.methods.components import (
     foreground,
     token_mask,
     tokens,
+    topo_stats,
 )
 from lightly_topo.methods.config import ConfigError, PretrainConfig
 from lightly_topo.methods.mae import MAE3D
 from lightly_topo.methods.simclr import SimCLR3D
+from lightly_topo.methods.two_view import TwoViewMethod
 from lightly_topo.models import Backbone3D
 
 
@@ -68,13 +70,10 @@ class ViewTopoTerm(nn.Module):
         if fg is None:
             fg = foreground(view0["image"], view0["mask"])
         valid = valid & token_mask(fg, self.stride)
-        stats: dict[str, Tensor] = {"valid_fraction": valid.float().mean().detach()}
+        valid_fraction = valid.float().mean().detach()
         valid = ensure_min_tokens(valid, self.k)
         loss = self.loss(tokens(dense0), gathered, subject_ids=list(subject_ids), mask=valid)
-        for key in ("intra", "inter", "matched_fraction"):
-            if key in self.loss.last_stats:
-                stats[key] = self.loss.last_stats[key].detach().float()
-        return loss, stats
+        return loss, {"valid_fraction": valid_fraction, **topo_stats(self.loss)}
 
 
 def matched_view_index(
@@ -85,7 +84,38 @@ def matched_view_index(
     return matches.index_b.long(), matches.valid.bool()
 
 
-class SimCLRTopo3D(SimCLR3D):
+class ViewTopoMixin(TwoViewMethod):
+    """Adds :class:`ViewTopoTerm` to a two-view method as its extra loss term.
+
+    Put it before the baseline in the bases (``class SimCLRTopo3D(ViewTopoMixin,
+    SimCLR3D)``): the baseline is built first, then :attr:`topo_term`; :meth:`extra_terms`
+    returns the topology loss and its statistics and records the valid and matched token
+    fractions in ``step_outputs``.
+
+    Args:
+        config: The run's configuration.
+        modality_names: The dataset's modality vocabulary.
+    """
+
+    uses_topo: ClassVar[bool] = True
+    uses_foreground: ClassVar[bool] = True
+
+    def __init__(self, config: PretrainConfig, modality_names: Sequence[str]) -> None:
+        super().__init__(config, modality_names)
+        self.topo_term = ViewTopoTerm(config, self.mm_encoder.backbone)
+
+    def extra_terms(
+        self, feats0: list[Tensor], feats1: list[Tensor], batch: dict[str, Any]
+    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        view0, view1 = batch["views"][:2]
+        loss, stats = self.topo_term(feats0, feats1, view0, view1, batch["subject_id"])
+        self.step_outputs["valid_fraction"] = stats.pop("valid_fraction")
+        if "matched_fraction" in stats:
+            self.step_outputs["matched_fraction"] = stats["matched_fraction"]
+        return {"topo": loss}, stats
+
+
+class SimCLRTopo3D(ViewTopoMixin, SimCLR3D):
     """SimCLR plus the TACO topology terms on the two views' dense features.
 
     ``loss = loss.instance_weight * ntxent + topo.intra_weight * intra + topo.inter_weight *
@@ -97,25 +127,9 @@ class SimCLRTopo3D(SimCLR3D):
     description: ClassVar[str] = (
         "SimCLR plus the TACO topology terms (matched tokens of the two views)."
     )
-    uses_topo: ClassVar[bool] = True
-    uses_foreground: ClassVar[bool] = True
-
-    def __init__(self, config: PretrainConfig, modality_names: Sequence[str]) -> None:
-        super().__init__(config, modality_names)
-        self.topo_term = ViewTopoTerm(config, self.mm_encoder.backbone)
-
-    def extra_terms(
-        self, feats0: list[Tensor], feats1: list[Tensor], batch: dict[str, Any]
-    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        view0, view1 = batch["views"][:2]
-        loss, stats = self.topo_term(feats0, feats1, view0, view1, batch["subject_id"])
-        self.step_outputs["valid_fraction"] = stats.pop("valid_fraction")
-        if "matched_fraction" in stats:
-            self.step_outputs["matched_fraction"] = stats["matched_fraction"]
-        return {"topo": loss}, stats
 
 
-class BYOLTopo3D(BYOL3D):
+class BYOLTopo3D(ViewTopoMixin, BYOL3D):
     """BYOL plus the TACO topology terms on the two views' dense features (online network).
 
     ``loss = loss.instance_weight * byol + topo.intra_weight * intra + topo.inter_weight *
@@ -126,22 +140,6 @@ class BYOLTopo3D(BYOL3D):
     description: ClassVar[str] = (
         "BYOL plus the TACO topology terms (matched tokens of the two views)."
     )
-    uses_topo: ClassVar[bool] = True
-    uses_foreground: ClassVar[bool] = True
-
-    def __init__(self, config: PretrainConfig, modality_names: Sequence[str]) -> None:
-        super().__init__(config, modality_names)
-        self.topo_term = ViewTopoTerm(config, self.mm_encoder.backbone)
-
-    def extra_terms(
-        self, feats0: list[Tensor], feats1: list[Tensor], batch: dict[str, Any]
-    ) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
-        view0, view1 = batch["views"][:2]
-        loss, stats = self.topo_term(feats0, feats1, view0, view1, batch["subject_id"])
-        self.step_outputs["valid_fraction"] = stats.pop("valid_fraction")
-        if "matched_fraction" in stats:
-            self.step_outputs["matched_fraction"] = stats["matched_fraction"]
-        return {"topo": loss}, stats
 
 
 class MAETopo3D(MAE3D):
@@ -177,18 +175,7 @@ class MAETopo3D(MAE3D):
         else:
             self.level = feature_level(config, self.backbone, config.data.crop_size)
         self.stride = int(self.backbone.feature_strides[self.level])
-        topo = config.topo
-        from lightly_topo.loss import TopoAlignLoss
-
-        self.topo = TopoAlignLoss(
-            intra_weight=topo.intra_weight,
-            inter_weight=topo.inter_weight,
-            k=topo.k,
-            intra_margin=topo.intra_margin,
-            inter_margin=topo.inter_margin,
-            gather_distributed=True,
-            modality_pairs="random",
-        )
+        self.topo = build_topo_loss(config, modality_pairs="random")
 
     def compute_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:
         view = batch["views"][0]
@@ -213,10 +200,7 @@ class MAETopo3D(MAE3D):
         topo = self.topo(
             stack, subject_ids=list(batch["subject_id"]), mask=valid, modality_mask=avail
         )
-        parts = {"reconstruction": recon.detach(), "topo": topo.detach()}
-        for key in ("intra", "inter", "matched_fraction"):
-            if key in self.topo.last_stats:
-                parts[key] = self.topo.last_stats[key].detach().float()
+        parts = {"reconstruction": recon.detach(), "topo": topo.detach(), **topo_stats(self.topo)}
         if "matched_fraction" in self.topo.last_stats:
             self.step_outputs["matched_fraction"] = self.topo.last_stats[
                 "matched_fraction"

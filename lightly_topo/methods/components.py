@@ -31,8 +31,14 @@ def build_config_backbone(config: PretrainConfig, in_channels: int) -> Backbone3
     return build_backbone(config.model.backbone, in_channels=in_channels, **kwargs)
 
 
-def build_topo_loss(config: PretrainConfig) -> TopoAlignLoss:
-    """:class:`TopoAlignLoss` with the ``topo`` settings, gathering across ranks under DDP."""
+def build_topo_loss(config: PretrainConfig, modality_pairs: str = "all") -> TopoAlignLoss:
+    """:class:`TopoAlignLoss` with the ``topo`` settings, gathering across ranks under DDP.
+
+    Args:
+        config: The run's configuration (``topo`` section).
+        modality_pairs: Which modality pairs of a subject the loss compares (``"all"`` or
+            ``"random"``, see :class:`TopoAlignLoss`).
+    """
     topo = config.topo
     return TopoAlignLoss(
         intra_weight=topo.intra_weight,
@@ -41,7 +47,15 @@ def build_topo_loss(config: PretrainConfig) -> TopoAlignLoss:
         intra_margin=topo.intra_margin,
         inter_margin=topo.inter_margin,
         gather_distributed=True,
+        modality_pairs=modality_pairs,
     )
+
+
+def topo_stats(loss: TopoAlignLoss) -> dict[str, Tensor]:
+    """Detached float ``intra``, ``inter`` and ``matched_fraction`` of the loss' last call
+    (those it reported)."""
+    keys = ("intra", "inter", "matched_fraction")
+    return {key: loss.last_stats[key].detach().float() for key in keys if key in loss.last_stats}
 
 
 def feature_level(config: PretrainConfig, backbone: Backbone3D, crop_size: int) -> int:

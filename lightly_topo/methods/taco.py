@@ -16,6 +16,7 @@ from lightly_topo.methods.components import (
     feature_level,
     foreground,
     token_mask,
+    topo_stats,
 )
 from lightly_topo.methods.config import ConfigError, PretrainConfig
 from lightly_topo.methods.masked_reconstruction import (
@@ -117,10 +118,7 @@ class TACO(PretrainMethod):
             probe_target=batch["probe_target"],
             valid_fraction=valid_fraction.detach(),
         )
-        parts = {"reconstruction": recon.detach(), "topo": topo.detach()}
-        for key in ("intra", "inter", "matched_fraction"):
-            if key in stats:
-                parts[key] = stats[key].detach().float()
+        parts = {"reconstruction": recon.detach(), "topo": topo.detach(), **topo_stats(self.topo)}
         if "matched_fraction" in stats:
             self.step_outputs["matched_fraction"] = stats["matched_fraction"].detach()
         return loss, parts
