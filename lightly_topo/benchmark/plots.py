@@ -70,6 +70,47 @@ def _half(summary: dict[str, Any]) -> float:
     return float(half) if isinstance(half, float) and math.isfinite(half) else 0.0
 
 
+def _draw_curve(
+    ax: Any,
+    method: str,
+    color: str,
+    xs: Sequence[float],
+    means: Sequence[float],
+    halves: Sequence[float],
+) -> None:
+    """One method's means with 95% intervals: solid for topology methods, dashed for
+    instance-level baselines, dotted for the rest."""
+    style = "-" if method in TOPO_METHODS else "--" if method in INSTANCE_METHODS else ":"
+    ax.errorbar(
+        xs,
+        means,
+        yerr=halves,
+        label=method,
+        color=color,
+        ls=style,
+        marker="o",
+        ms=4,
+        capsize=2,
+        lw=1.5,
+    )
+
+
+def _finish_curves(
+    plt: Any, fig: Any, ax: Any, path: Path, xlabel: str, ylabel: str, title: str
+) -> Path:
+    """Label a curve plot's axes (score axis kept in [0, 1]), add the legend and save it."""
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    _clip_unit(ax)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, ncol=2, loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
 def plot_tasks(path: Path, records: Sequence[dict[str, Any]], methods: Sequence[str]) -> Path:
     plt = _pyplot()
     scores = extract_scores(records)
@@ -119,31 +160,18 @@ def plot_missing_modality(
         kept = [s for s in summaries if s["n"]]
         means = [s["mean"] for s in kept]
         halves = [_half(s) for s in kept]
-        style = "-" if method in TOPO_METHODS else "--" if method in INSTANCE_METHODS else ":"
-        ax.errorbar(
-            xs,
-            means,
-            yerr=halves,
-            label=method,
-            color=colors[method],
-            ls=style,
-            marker="o",
-            ms=4,
-            capsize=2,
-            lw=1.5,
-        )
+        _draw_curve(ax, method, colors[method], xs, means, halves)
     ax.set_xticks(range(len(subsets)))
     ax.set_xticklabels([s.replace("+", "\n+") for s in subsets], fontsize=8)
-    ax.set_xlabel("modalities kept at test time (trained with all)")
-    ax.set_ylabel("mean Dice")
-    _clip_unit(ax)
-    ax.set_title("Robustness to missing modalities (mean over seeds, 95% CI)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish_curves(
+        plt,
+        fig,
+        ax,
+        path,
+        xlabel="modalities kept at test time (trained with all)",
+        ylabel="mean Dice",
+        title="Robustness to missing modalities (mean over seeds, 95% CI)",
+    )
 
 
 def plot_low_label(
@@ -160,34 +188,28 @@ def plot_low_label(
         factor = 10 ** _dodge(rank, len(shown), 0.06)
         fractions = sorted(low[method])
         summaries = [summarize(low[method][f]) for f in fractions]
-        style = "-" if method in TOPO_METHODS else "--" if method in INSTANCE_METHODS else ":"
-        ax.errorbar(
+        _draw_curve(
+            ax,
+            method,
+            colors[method],
             [100 * f * factor for f in fractions],
             [s["mean"] for s in summaries],
-            yerr=[_half(s) for s in summaries],
-            label=method,
-            color=colors[method],
-            ls=style,
-            marker="o",
-            ms=4,
-            capsize=2,
-            lw=1.5,
+            [_half(s) for s in summaries],
         )
     all_fractions = sorted({f for curve in low.values() for f in curve})
     ax.set_xscale("log")
     ax.set_xticks([100 * f for f in all_fractions])
     ax.set_xticklabels([f"{f:.0%}" for f in all_fractions])
     ax.minorticks_off()
-    ax.set_xlabel("labelled training subjects")
-    ax.set_ylabel("balanced accuracy")
-    _clip_unit(ax)
-    ax.set_title("Low-label classification (mean over seeds, 95% CI)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, ncol=2, loc="best")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _finish_curves(
+        plt,
+        fig,
+        ax,
+        path,
+        xlabel="labelled training subjects",
+        ylabel="balanced accuracy",
+        title="Low-label classification (mean over seeds, 95% CI)",
+    )
 
 
 def plot_paired(

@@ -1,12 +1,12 @@
-"""Private helpers of the downstream tasks: item access, crops, flips, optimisers."""
+"""Private helpers of the downstream tasks: item access, crops, flips, training."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import math
-from collections.abc import Iterator, Sequence
-from typing import Any, Protocol, cast
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, Protocol, TypeVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -16,9 +16,12 @@ from lightly_topo.eval.tasks import (
     MissingLabelError,
     TaskConfig,
     TaskError,
+    adapt_encoder,
 )
 
 logger = logging.getLogger("lightly_topo.eval")
+
+ModelT = TypeVar("ModelT", bound=nn.Module)
 
 
 class ItemDataset(Protocol):
@@ -48,6 +51,11 @@ class ItemCache:
         if index not in self._items:
             self._items[index] = self.dataset[index]
         return self._items[index]
+
+
+def as_cache(dataset: ItemDataset) -> ItemCache:
+    """``dataset`` itself where it is an :class:`ItemCache`, else a cache around it."""
+    return dataset if isinstance(dataset, ItemCache) else ItemCache(dataset)
 
 
 def modality_names_of(dataset: ItemDataset) -> tuple[str, ...]:
@@ -91,6 +99,23 @@ def item_tensors(
     if label_map is not None:
         label_map = torch.as_tensor(label_map).long().reshape(1, *spatial)
     return image, mask, label_map
+
+
+def kept_mask(mask: Tensor, keep: Tensor | None, task: str, subject_id: Any) -> Tensor | None:
+    """``mask`` limited to the modalities in ``keep``; ``None`` (logged) where none is left.
+
+    Args:
+        mask: Bool ``(M,)`` of the modalities a subject has.
+        keep: Optional bool ``(M,)`` of the modalities kept at test time.
+        task: Task name for the log line.
+        subject_id: The subject, for the log line.
+    """
+    if keep is not None:
+        mask = mask & keep
+    if not bool(mask.any()):
+        logger.info("%s: subject %r has none of the kept modalities; skipped", task, subject_id)
+        return None
+    return mask
 
 
 def crop_or_pad(volume: Tensor, start: Sequence[int], size: Sequence[int]) -> Tensor:
@@ -204,6 +229,34 @@ def require_label_maps(dataset: ItemDataset, indices: Sequence[int]) -> None:
         )
 
 
+def prepare_fit(
+    caller: str, encoder: nn.Module, dataset: ItemDataset, train_indices: Sequence[int]
+) -> tuple[nn.Module, ItemCache, tuple[str, ...]]:
+    """Checks shared by the tasks' ``fit_*`` functions.
+
+    Args:
+        caller: Name of the fit function, for the error message.
+        encoder: Multi-modal encoder.
+        dataset: Items.
+        train_indices: Dataset indices of the training subjects.
+
+    Returns:
+        The encoder adapted to the dataset's modalities (:func:`adapt_encoder`), the cached
+        dataset and its modality names.
+
+    Raises:
+        TaskError: No training subject.
+        IncompatibleEncoderError: An encoder that does not fit the dataset's modalities.
+    """
+    if not train_indices:
+        raise TaskError(f"{caller}: no training subject")
+    cache = as_cache(dataset)
+    modality_names = modality_names_of(cache)
+    encoder = adapt_encoder(encoder, modality_names)
+    check_encoder(encoder, modality_names)
+    return encoder, cache, modality_names
+
+
 def fit_loop(
     model: nn.Module,
     groups: list[dict[str, Any]],
@@ -239,6 +292,44 @@ def fit_loop(
         scheduler.step()
         history.append(float(loss.detach()))
     return history
+
+
+def finetune_groups(
+    encoder: nn.Module, head: nn.Module, config: TaskConfig
+) -> list[dict[str, Any]]:
+    """Parameter groups of end-to-end training: the encoder at ``config.encoder_lr`` (default
+    ``config.lr``) and the head at ``config.lr``."""
+    return [
+        {"params": list(encoder.parameters()), "lr": config.encoder_lr or config.lr},
+        {"params": list(head.parameters()), "lr": config.lr},
+    ]
+
+
+def train(
+    config: TaskConfig,
+    build: Callable[[], ModelT],
+    fit: Callable[[ModelT, torch.Generator], list[float]],
+) -> tuple[ModelT, list[float]]:
+    """Build a model and fit it, reproducibly from ``config.seed``.
+
+    ``build`` and ``fit`` run under :func:`seeded`; ``fit`` also gets a generator seeded with
+    ``config.seed`` for batches, crops and flips, so runs that differ only in the encoder
+    weights follow the same schedule.
+
+    Args:
+        config: Gives ``seed`` and ``device``.
+        build: Makes the model; it is moved to ``config.device``.
+        fit: Trains the model and returns the loss of every step.
+
+    Returns:
+        The trained model (eval mode) and the loss of every step.
+    """
+    generator = torch.Generator().manual_seed(config.seed)
+    with seeded(config):
+        model = build().to(torch.device(config.device))
+        history = fit(model, generator)
+    model.eval()
+    return model, history
 
 
 @contextlib.contextmanager

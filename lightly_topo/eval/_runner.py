@@ -1,4 +1,8 @@
-"""Private dispatch over the two trainable tasks (segmentation, classification)."""
+"""Private dispatch over the two trainable tasks (segmentation, classification).
+
+:func:`run` is the body of :func:`~lightly_topo.eval.segmentation.run_segmentation` and
+:func:`~lightly_topo.eval.classification.run_classification`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ from typing import Any
 
 from torch import Tensor, nn
 
-from lightly_topo.eval._data import ItemDataset
+from lightly_topo.eval._data import ItemCache, ItemDataset, modality_names_of
 from lightly_topo.eval.classification import (
     ClassificationConfig,
     classification_strata,
@@ -21,7 +25,8 @@ from lightly_topo.eval.segmentation import (
     fit_segmentation,
     segmentation_strata,
 )
-from lightly_topo.eval.tasks import TaskConfig, TaskError
+from lightly_topo.eval.splits import SubjectSplit
+from lightly_topo.eval.tasks import TaskConfig, TaskError, TaskResult, make_split, split_indices
 
 TrainableConfig = SegmentationConfig | ClassificationConfig
 
@@ -109,3 +114,58 @@ def evaluate(
         )
     task_name(config)
     raise AssertionError  # unreachable: task_name raised
+
+
+def split_subjects(
+    dataset: ItemDataset, config: TaskConfig, split: SubjectSplit | None
+) -> tuple[SubjectSplit, list[int], list[int]]:
+    """The subject split and the dataset indices of its train and test sides.
+
+    Args:
+        dataset: Items.
+        config: The task's config.
+        split: Subject split; ``None`` makes the task's stratified split from ``config``.
+
+    Returns:
+        The split, the training indices and the test indices.
+    """
+    subject_ids = [str(dataset[i]["subject_id"]) for i in range(len(dataset))]
+    if split is None:
+        split = make_split(subject_ids, strata(dataset, config), config)
+    train_idx, test_idx = split_indices(subject_ids, split)
+    return split, train_idx, test_idx
+
+
+def run(
+    encoder: nn.Module,
+    dataset: ItemDataset,
+    config: TaskConfig,
+    split: SubjectSplit | None,
+    init: str,
+) -> TaskResult:
+    """Train on the training subjects and score the test subjects.
+
+    Args:
+        encoder: Multi-modal encoder; not modified.
+        dataset: Items with the task's labels.
+        config: A :class:`SegmentationConfig` or :class:`ClassificationConfig`.
+        split: Subject split; ``None`` makes the task's stratified split from ``config``.
+        init: Label of the encoder's start written into the result.
+
+    Returns:
+        A :class:`TaskResult` with task :func:`task_name`.
+    """
+    dataset = ItemCache(dataset)
+    split, train_idx, test_idx = split_subjects(dataset, config, split)
+    fitted = fit(encoder, dataset, train_idx, config)
+    records, summary = evaluate(fitted, dataset, test_idx, config)
+    return TaskResult(
+        task=task_name(config),
+        init=init,
+        config=config.to_dict(),
+        split=split.to_dict(),
+        metrics=summary,
+        per_subject=records,
+        history=fitted.history,
+        extra={**fitted.extra, "modality_names": list(modality_names_of(dataset))},
+    )

@@ -32,17 +32,19 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lightly_topo.eval._data import (
-    ItemCache,
     ItemDataset,
+    as_cache,
     center_start,
-    check_encoder,
     crop_or_pad,
+    finetune_groups,
     fit_loop,
     item_tensors,
+    kept_mask,
     modality_names_of,
+    prepare_fit,
     random_flip,
-    seeded,
     size_divisor,
+    train,
 )
 from lightly_topo.eval.splits import SubjectSplit
 from lightly_topo.eval.tasks import (
@@ -52,9 +54,6 @@ from lightly_topo.eval.tasks import (
     TaskConfig,
     TaskError,
     TaskResult,
-    adapt_encoder,
-    make_split,
-    split_indices,
 )
 
 logger = logging.getLogger("lightly_topo.eval")
@@ -264,12 +263,9 @@ def fit_classification(
         EmptyClassError: A class with no training subject.
         IncompatibleEncoderError: An encoder that does not fit the dataset or input size.
     """
-    if not train_indices:
-        raise TaskError("fit_classification: no training subject")
-    dataset = dataset if isinstance(dataset, ItemCache) else ItemCache(dataset)
-    modality_names = modality_names_of(dataset)
-    encoder = adapt_encoder(encoder, modality_names)
-    check_encoder(encoder, modality_names)
+    encoder, dataset, modality_names = prepare_fit(
+        "fit_classification", encoder, dataset, train_indices
+    )
     _check_input_size(encoder, dataset, train_indices, config)
     all_targets, names = class_labels(dataset, range(len(dataset)), config.label_key)
     targets = torch.tensor([all_targets[i] for i in train_indices])
@@ -280,17 +276,17 @@ def fit_classification(
             f"class(es) {empty} of label {config.label_key!r} have no training subject "
             f"({len(train_indices)} subjects); use a larger label fraction or another seed"
         )
-    device = torch.device(config.device)
-    generator = torch.Generator().manual_seed(config.seed)
-    with seeded(config):
-        model = ClassificationModel(copy.deepcopy(encoder), len(names)).to(device)
+
+    def fit(model: ClassificationModel, generator: torch.Generator) -> list[float]:
         if config.mode == "linear":
-            history = _fit_probe(model, dataset, train_indices, targets, config, generator)
-        else:
-            history = _fit_finetune(
-                model, dataset, train_indices, targets, modality_names, config, generator
-            )
-    model.eval()
+            return _fit_probe(model, dataset, train_indices, targets, config, generator)
+        return _fit_finetune(
+            model, dataset, train_indices, targets, modality_names, config, generator
+        )
+
+    model, history = train(
+        config, lambda: ClassificationModel(copy.deepcopy(encoder), len(names)), fit
+    )
     return model, history, names
 
 
@@ -350,10 +346,7 @@ def _fit_finetune(
         logits = net(torch.stack(images).to(device), torch.stack(masks).to(device))
         return F.cross_entropy(logits, targets[picks].to(device))
 
-    groups = [
-        {"params": list(model.encoder.parameters()), "lr": config.encoder_lr or config.lr},
-        {"params": list(model.head.parameters()), "lr": config.lr},
-    ]
+    groups = finetune_groups(model.encoder, model.head, config)
     return fit_loop(model, groups, config, step_loss, generator)
 
 
@@ -382,8 +375,7 @@ def evaluate_classification(
         ``class_names``) and the summary ``{"accuracy", "balanced_accuracy", "auroc",
         "n_subjects"}``.
     """
-
-    dataset = dataset if isinstance(dataset, ItemCache) else ItemCache(dataset)
+    dataset = as_cache(dataset)
     modality_names = modality_names_of(dataset)
     all_targets, names = class_labels(dataset, range(len(dataset)), config.label_key)
     if list(names) != list(class_names):
@@ -396,15 +388,10 @@ def evaluate_classification(
     records: list[dict[str, Any]] = []
     for index in test_indices:
         image, mask = _volume(dataset, index, modality_names, config.input_size)
-        if keep is not None:
-            mask = mask & keep
-        if not bool(mask.any()):
-            logger.info(
-                "classification: subject %r has none of the kept modalities; skipped",
-                dataset[index]["subject_id"],
-            )
+        kept = kept_mask(mask, keep, "classification", dataset[index]["subject_id"])
+        if kept is None:
             continue
-        probs = model(image[None].to(device), mask[None].to(device)).softmax(-1)[0].cpu()
+        probs = model(image[None].to(device), kept[None].to(device)).softmax(-1)[0].cpu()
         records.append(
             {
                 "subject_id": str(dataset[index]["subject_id"]),
@@ -475,24 +462,6 @@ def run_classification(
     >>> result.task, sorted(result.metrics)
     ('classification/linear', ['accuracy', 'auroc', 'balanced_accuracy', 'n_subjects'])
     """
-    dataset = ItemCache(dataset)
-    subject_ids = [str(dataset[i]["subject_id"]) for i in range(len(dataset))]
-    if split is None:
-        split = make_split(subject_ids, classification_strata(dataset, config.label_key), config)
-    train_idx, test_idx = split_indices(subject_ids, split)
-    model, history, names = fit_classification(encoder, dataset, train_idx, config)
-    records, summary = evaluate_classification(model, dataset, test_idx, config, names)
-    return TaskResult(
-        task=f"classification/{config.mode}",
-        init=init,
-        config=config.to_dict(),
-        split=split.to_dict(),
-        metrics=summary,
-        per_subject=records,
-        history=history,
-        extra={
-            "class_names": list(names),
-            "label_key": config.label_key,
-            "modality_names": list(modality_names_of(dataset)),
-        },
-    )
+    from lightly_topo.eval import _runner  # _runner imports this module
+
+    return _runner.run(encoder, dataset, config, split, init)

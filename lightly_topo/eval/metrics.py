@@ -212,6 +212,14 @@ def _as_1d(x: ArrayLike, name: str) -> np.ndarray:
     return array
 
 
+def _label_pair(pred: ArrayLike, target: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    """``pred`` and ``target`` as 1-D arrays of one length."""
+    p, t = _as_1d(pred, "pred"), _as_1d(target, "target")
+    if p.shape != t.shape:
+        raise ValueError(f"pred and target must have the same length, got {len(p)} and {len(t)}.")
+    return p, t
+
+
 def accuracy(pred: ArrayLike, target: ArrayLike) -> float:
     """Fraction of predictions equal to the target.
 
@@ -223,9 +231,7 @@ def accuracy(pred: ArrayLike, target: ArrayLike) -> float:
         >>> accuracy([0, 1, 1, 2], [0, 1, 2, 2])
         0.75
     """
-    p, t = _as_1d(pred, "pred"), _as_1d(target, "target")
-    if p.shape != t.shape:
-        raise ValueError(f"pred and target must have the same length, got {len(p)} and {len(t)}.")
+    p, t = _label_pair(pred, target)
     return float((p == t).mean())
 
 
@@ -239,9 +245,7 @@ def balanced_accuracy(pred: ArrayLike, target: ArrayLike) -> float:
         >>> balanced_accuracy([0, 0, 0, 1], [0, 0, 1, 1])
         0.75
     """
-    p, t = _as_1d(pred, "pred"), _as_1d(target, "target")
-    if p.shape != t.shape:
-        raise ValueError(f"pred and target must have the same length, got {len(p)} and {len(t)}.")
+    p, t = _label_pair(pred, target)
     recalls = [float((p[t == c] == c).mean()) for c in np.unique(t)]
     return float(np.mean(recalls))
 

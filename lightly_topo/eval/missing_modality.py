@@ -28,7 +28,7 @@ from torch import nn
 from lightly_topo.eval import _runner
 from lightly_topo.eval._data import ItemCache, ItemDataset, modality_names_of
 from lightly_topo.eval.splits import SubjectSplit
-from lightly_topo.eval.tasks import TaskConfig, TaskError, TaskResult, make_split, split_indices
+from lightly_topo.eval.tasks import TaskConfig, TaskError, TaskResult
 
 logger = logging.getLogger("lightly_topo.eval")
 
@@ -117,10 +117,7 @@ def run_missing_modality(
             )
     ordered = [full] + [tuple(m for m in names if m in s) for s in wanted if set(s) != set(full)]
 
-    subject_ids = [str(dataset[i]["subject_id"]) for i in range(len(dataset))]
-    if split is None:
-        split = make_split(subject_ids, _runner.strata(dataset, config), config)
-    train_idx, test_idx = split_indices(subject_ids, split)
+    split, train_idx, test_idx = _runner.split_subjects(dataset, config, split)
     fitted = _runner.fit(encoder, dataset, train_idx, config)
 
     rows: list[dict[str, Any]] = []

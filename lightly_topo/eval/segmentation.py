@@ -32,18 +32,20 @@ from monai.losses import DiceCELoss
 from torch import Tensor, nn
 
 from lightly_topo.eval._data import (
-    ItemCache,
     ItemDataset,
-    check_encoder,
+    as_cache,
     crop_or_pad,
+    finetune_groups,
     fit_loop,
     item_tensors,
+    kept_mask,
     modality_names_of,
+    prepare_fit,
     random_flip,
     random_start,
     require_label_maps,
-    seeded,
     size_divisor,
+    train,
 )
 from lightly_topo.eval.splits import SubjectSplit
 from lightly_topo.eval.tasks import (
@@ -52,9 +54,6 @@ from lightly_topo.eval.tasks import (
     TaskConfig,
     TaskError,
     TaskResult,
-    adapt_encoder,
-    make_split,
-    split_indices,
 )
 
 logger = logging.getLogger("lightly_topo.eval")
@@ -311,43 +310,35 @@ def fit_segmentation(
         EmptyClassError: A foreground class with no voxel in any training subject.
         IncompatibleEncoderError: Modalities or patch size that do not fit the encoder.
     """
-    if not train_indices:
-        raise TaskError("fit_segmentation: no training subject")
-    dataset = dataset if isinstance(dataset, ItemCache) else ItemCache(dataset)
-    modality_names = modality_names_of(dataset)
-    encoder = adapt_encoder(encoder, modality_names)
-    check_encoder(encoder, modality_names)
+    encoder, dataset, modality_names = prepare_fit(
+        "fit_segmentation", encoder, dataset, train_indices
+    )
     _check_patch(encoder, config.patch_size)
     require_label_maps(dataset, train_indices)
     num_classes = config.num_classes or infer_num_classes(dataset, train_indices)
     check_class_coverage(dataset, train_indices, num_classes)
 
     device = torch.device(config.device)
-    generator = torch.Generator().manual_seed(config.seed)
-    with seeded(config):
-        model = SegmentationModel(_copy_module(encoder), num_classes, config.decoder_channels).to(
-            device
-        )
-        loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
-        indices = list(train_indices)
+    loss_fn = DiceCELoss(to_onehot_y=True, softmax=True)
+    indices = list(train_indices)
 
-        def step_loss(net: nn.Module, gen: torch.Generator) -> Tensor:
-            picks = torch.randint(len(indices), (config.batch_size,), generator=gen).tolist()
-            patches = [
-                _sample_patch(dataset, indices[p], modality_names, config, gen) for p in picks
-            ]
-            image = torch.stack([p[0] for p in patches]).to(device)
-            mask = torch.stack([p[1] for p in patches]).to(device)
-            target = torch.stack([p[2] for p in patches]).to(device)
-            return loss_fn(net(image, mask), target)
+    def step_loss(net: nn.Module, gen: torch.Generator) -> Tensor:
+        picks = torch.randint(len(indices), (config.batch_size,), generator=gen).tolist()
+        patches = [_sample_patch(dataset, indices[p], modality_names, config, gen) for p in picks]
+        image = torch.stack([p[0] for p in patches]).to(device)
+        mask = torch.stack([p[1] for p in patches]).to(device)
+        target = torch.stack([p[2] for p in patches]).to(device)
+        return loss_fn(net(image, mask), target)
 
-        groups = [
-            {"params": list(model.encoder.parameters()), "lr": config.encoder_lr or config.lr},
-            {"params": list(model.decoder.parameters()), "lr": config.lr},
-        ]
-        history = fit_loop(model, groups, config, step_loss, generator)
-    model.eval()
-    return model, history
+    def fit(model: SegmentationModel, generator: torch.Generator) -> list[float]:
+        groups = finetune_groups(model.encoder, model.decoder, config)
+        return fit_loop(model, groups, config, step_loss, generator)
+
+    return train(
+        config,
+        lambda: SegmentationModel(_copy_module(encoder), num_classes, config.decoder_channels),
+        fit,
+    )
 
 
 def _copy_module(module: nn.Module) -> nn.Module:
@@ -452,7 +443,7 @@ def evaluate_segmentation(
     """
     from lightly_topo.eval import metrics
 
-    dataset = dataset if isinstance(dataset, ItemCache) else ItemCache(dataset)
+    dataset = as_cache(dataset)
     modality_names = modality_names_of(dataset)
     require_label_maps(dataset, test_indices)
     num_classes = model.decoder.num_classes
@@ -462,18 +453,13 @@ def evaluate_segmentation(
         item = dataset[index]
         image, mask, label_map = item_tensors(item, modality_names)
         assert label_map is not None
-        if keep is not None:
-            mask = mask & keep
-        if not bool(mask.any()):
-            logger.info(
-                "segmentation: subject %r has none of the kept modalities; skipped",
-                item["subject_id"],
-            )
+        kept = kept_mask(mask, keep, "segmentation", item["subject_id"])
+        if kept is None:
             continue
         logits = predict_volume(
             model,
             image[None].to(device),
-            mask[None].to(device),
+            kept[None].to(device),
             config.patch_size,
             config.sw_batch_size,
             config.sw_overlap,
@@ -514,7 +500,7 @@ def evaluate_segmentation(
 
 def segmentation_strata(dataset: ItemDataset, num_classes: int | None = None) -> list[str]:
     """Stratum of every subject for splitting: its foreground classes present, e.g. ``"1,2"``."""
-    dataset = dataset if isinstance(dataset, ItemCache) else ItemCache(dataset)
+    dataset = as_cache(dataset)
     require_label_maps(dataset, range(len(dataset)))
     k = num_classes or infer_num_classes(dataset, range(len(dataset)))
     return [
@@ -555,23 +541,6 @@ def run_segmentation(
     >>> len(result.history), len(result.per_subject), len(result.metrics["dice_per_class"])
     (2, 2, 4)
     """
-    dataset = ItemCache(dataset)
-    subject_ids = [str(dataset[i]["subject_id"]) for i in range(len(dataset))]
-    if split is None:
-        split = make_split(subject_ids, segmentation_strata(dataset, config.num_classes), config)
-    train_idx, test_idx = split_indices(subject_ids, split)
-    model, history = fit_segmentation(encoder, dataset, train_idx, config)
-    records, summary = evaluate_segmentation(model, dataset, test_idx, config)
-    return TaskResult(
-        task="segmentation",
-        init=init,
-        config=config.to_dict(),
-        split=split.to_dict(),
-        metrics=summary,
-        per_subject=records,
-        history=history,
-        extra={
-            "num_classes": model.decoder.num_classes,
-            "modality_names": list(modality_names_of(dataset)),
-        },
-    )
+    from lightly_topo.eval import _runner  # _runner imports this module
+
+    return _runner.run(encoder, dataset, config, split, init)
