@@ -59,22 +59,37 @@ class TokenGrams:
     over the tokens (memory ``O(anchors x N)``). Rankings run in blocks of rows that stay
     in cache, with the exact chunked selection of :func:`~lightly_topo.loss._select.select_k`.
 
+    The queries name *logical* sets; ``alias`` maps them to the stored sets, so that a set
+    used by several logical sets (a modality in several modality pairs) is multiplied once.
+
     Args:
-        x: Tokens (S, N, C) of ``S`` sets; masked tokens must be zero. The searches use
-            ``x.detach()``; :attr:`units` keeps the gradient path to ``x``.
+        x: Tokens (S, N, C) of ``S`` stored sets. The searches use ``x.detach()``; the
+            differentiable similarities keep the gradient path to ``x``.
         workspace: Where to keep the Gram matrices and blocks (reused between calls), or
             ``None``.
         full: Whether whole matrices may be used; ``False`` when the queries touch few
             rows (e.g. a few sampled anchors per set), where rows on demand are cheaper.
+        alias: Stored set of each logical set (L,), or ``None``: the logical sets are the
+            stored sets.
+        stored_mask: Valid tokens of the stored sets (S, N), with ``alias``, where every
+            logical set's mask is its stored set's mask or empty: the searches over every
+            token of every logical set then run once per stored set.
     """
 
     def __init__(
-        self, x: Tensor, workspace: _ops.Workspace | None = None, full: bool = True
+        self,
+        x: Tensor,
+        workspace: _ops.Workspace | None = None,
+        full: bool = True,
+        alias: Tensor | None = None,
+        stored_mask: Tensor | None = None,
     ) -> None:
         self._source = x
         self._units: Tensor | None = None
         self._unit_values: Tensor | None = None
         self._workspace = workspace
+        self.alias = alias
+        self.stored_mask = stored_mask
         self.x = x.detach().contiguous()
         s, n, _ = self.x.shape
         budget = GRAM_BYTES * (_ops.CUDA_CHUNK_FACTOR if self.x.is_cuda else 1)
@@ -85,19 +100,36 @@ class TokenGrams:
             out = self._get("gram", (s, n, n))
             self.gram = symmetric_gram(self.x, out)
 
+    @property
+    def num_sets(self) -> int:
+        """Number of logical sets."""
+        return self.x.shape[0] if self.alias is None else self.alias.shape[0]
+
+    @property
+    def tokens(self) -> int:
+        """Tokens per set ``N``."""
+        return self.x.shape[1]
+
+    def stored(self, sets: Tensor | None) -> Tensor:
+        """The stored set of each logical set in ``sets`` (``None``: every logical set)."""
+        if sets is None:
+            if self.alias is not None:
+                return self.alias
+            return torch.arange(self.x.shape[0], device=self.x.device)
+        return sets if self.alias is None else self.alias[sets]
+
     def _get(self, name: str, shape: tuple[int, ...]) -> Tensor:
         return _ops._buffer(self._workspace, name, shape, self.x.dtype, self.x.device)
 
-    @property
-    def units(self) -> Tensor:
-        """The unit tokens ``normalize(x)`` (S, N, C), differentiable with respect to ``x``."""
+    def units(self, sets: Tensor) -> Tensor:
+        """The unit tokens ``normalize(x)`` of logical ``sets`` (P, N, C), differentiable."""
         if self._units is None:
             self._units = F.normalize(self._source, dim=-1)
-        return self._units
+        return self._units[self.stored(sets)]
 
     @property
     def unit_values(self) -> Tensor:
-        """The unit tokens ``x / |x|`` (S, N, C), without gradient."""
+        """The unit tokens ``x / |x|`` of the stored sets (S, N, C), without gradient."""
         if self._unit_values is None:
             self._unit_values = self.x * self.inv_norm.unsqueeze(-1)
         return self._unit_values
@@ -105,8 +137,9 @@ class TokenGrams:
     def similarity(self, sets: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
         """Differentiable :meth:`cosine` (the gradient goes to the tokens ``x``)."""
         values = self.cosine(sets, rows, cols)
+        stored = self.stored(sets)
         return _ops.cosine_at(
-            self._source, self.unit_values, self.inv_norm, sets, rows, cols, values
+            self._source, self.unit_values, self.inv_norm, stored, rows, cols, values
         )
 
     @torch.no_grad()
@@ -125,6 +158,18 @@ class TokenGrams:
         Returns:
             ``(index, found)``: (P, A, k) nearest first, and which are valid tokens.
         """
+        if sets is None and anchors is None and self.alias is not None:
+            if self.stored_mask is not None:
+                # every logical mask is its stored set's mask or empty: search each stored
+                # set once; empty logical sets find nothing
+                index, found = self._knn(None, None, self.stored_mask, k, metric)
+                return index[self.alias], found[self.alias] & mask.any(1).view(-1, 1, 1)
+        return self._knn(self.stored(sets), anchors, mask, k, metric)
+
+    def _knn(
+        self, sets: Tensor | None, anchors: Tensor | None, mask: Tensor, k: int, metric: str
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`knn` on stored ``sets`` (``None``: every stored set in order)."""
         s, n, _ = self.x.shape
         sets_ = torch.arange(s, device=self.x.device) if sets is None else sets
         p = sets_.shape[0]
@@ -176,7 +221,7 @@ class TokenGrams:
     def cosine(self, sets: Tensor | None, rows: Tensor, cols: Tensor) -> Tensor:
         """Cosine similarities ``cos(x[sets, rows], x[sets, cols])``: (P, A) and (P, A, J) -> (P, A, J)."""
         s, n, _ = self.x.shape
-        sets_ = torch.arange(s, device=self.x.device) if sets is None else sets
+        sets_ = self.stored(sets)
         base = (sets_ * n).unsqueeze(1) + rows
         if self.gram is None:
             # one flat table of unit tokens: no per-call copy of the sets

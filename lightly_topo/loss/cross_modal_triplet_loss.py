@@ -198,7 +198,7 @@ class CrossModalTripletLoss(nn.Module):
         ``cat([b, a])[r]``, i.e. set ``(r + B) mod 2B``.
         """
         k = self.k
-        rows, n = grams.x.shape[0], grams.x.shape[1]
+        rows, n = grams.num_sets, grams.tokens
         device = grams.x.device
         half = rows // 2
         y_sets = torch.cat([torch.arange(half, rows), torch.arange(half)]).to(device)
@@ -208,7 +208,7 @@ class CrossModalTripletLoss(nn.Module):
         exclude = torch.cat([anchors.unsqueeze(-1), neighbours], -1)
         if self.negatives == "all":
             d_pos = 1.0 - grams.similarity(y_sets, anchors, neighbours)
-            yn = grams.units[y_sets]
+            yn = grams.units(y_sets)
             y_anchor = _ops.gather_tokens(yn, anchors)
             d_all = 1.0 - torch.bmm(y_anchor, yn.transpose(1, 2))
             neg_valid = mask.unsqueeze(1).expand_as(d_all).clone()

@@ -272,7 +272,12 @@ class PseudoCorrespondenceLoss(nn.Module):
         ui, uj = unique // batch, unique % batch
         units = grams.unit_values
         nn_ab, nn_ba, matched_a, matched_b = _ops.mutual_nearest_neighbours(
-            units[ui], units[uj + batch], mask_a[ui], mask_b[uj], self._workspace, normalized=True
+            units[grams.stored(ui)],
+            units[grams.stored(uj + batch)],
+            mask_a[ui],
+            mask_b[uj],
+            self._workspace,
+            normalized=True,
         )
         first, second = inverse[:n_pairs], inverse[n_pairs:]
         # stack both directions: anchor side X, partner side Y; sets of cat([a, b])
@@ -311,7 +316,7 @@ class PseudoCorrespondenceLoss(nn.Module):
         k = self.k
         device = grams.x.device
         gen = self._random.generator(device)
-        if self.max_tokens is not None and self.max_tokens < grams.x.shape[1]:
+        if self.max_tokens is not None and self.max_tokens < grams.tokens:
             anchors, anchor_valid = _ops.sample_positions(matched_x, self.max_tokens, gen)
         else:
             anchors, anchor_valid = _ops.valid_positions(matched_x)
@@ -329,7 +334,7 @@ class PseudoCorrespondenceLoss(nn.Module):
         anchor_ok = anchor_valid & (n_kept > 0) & (n_neg > 0)
         if self.negatives == "all":
             d_pos = 1.0 - grams.similarity(y_sets, partner, positives)
-            yn = grams.units[y_sets]
+            yn = grams.units(y_sets)
             y_partner = _ops.gather_tokens(yn, partner)
             d_all = 1.0 - torch.bmm(y_partner, yn.transpose(1, 2))
             excluded = torch.zeros(d_all.shape, dtype=torch.int32, device=device)

@@ -51,6 +51,8 @@ class TopoAlignLoss(nn.Module):
         - ``"all"``: every modality pair ``(m1 < m2)`` of every subject that has both. The
           pairs are stacked along the batch, so ``intra`` is the mean over (subject, pair).
           ``max_pairs`` is the budget of the whole call (raise it with many modalities).
+          Each modality map is stored, multiplied and searched for neighbours once, not
+          once per pair it belongs to.
         - ``"random"``: one random available pair ``(m1 < m2)`` per subject (reproducible
           with ``seed``).
 
@@ -197,7 +199,21 @@ class TopoAlignLoss(nn.Module):
             keep = both.transpose(0, 1).reshape(-1, 1)
             sample_mask = token_mask.repeat(n_pairs, 1) & keep
             modalities = torch.stack([first, second], 1).repeat_interleave(batch, 0)
-            return self._combine(a, b, sample_mask, sample_mask, groups.repeat(n_pairs), modalities)
+            stored = None
+            if n_pairs > 1:
+                # every modality is in several pairs: store (and search) it once
+                samples = torch.arange(batch, device=stack.device).repeat(n_pairs) * n_mod
+                alias = torch.cat(
+                    [
+                        samples + first.repeat_interleave(batch),
+                        samples + second.repeat_interleave(batch),
+                    ]
+                )
+                valid = (avail.unsqueeze(-1) & token_mask.unsqueeze(1)).flatten(0, 1)
+                stored = (stack.reshape(batch * n_mod, n_tok, -1), alias, valid)
+            return self._combine(
+                a, b, sample_mask, sample_mask, groups.repeat(n_pairs), modalities, stored
+            )
         scores = torch.rand(both.shape, generator=self._choice).to(stack.device)
         choice = scores.masked_fill(~both, -1.0).argmax(1)
         rows = torch.arange(batch, device=stack.device)
@@ -271,16 +287,30 @@ class TopoAlignLoss(nn.Module):
         mask_b: Tensor,
         groups: Tensor,
         modalities: Tensor | None,
+        stored: tuple[Tensor, Tensor, Tensor] | None = None,
     ) -> Tensor:
+        """Both terms on the tokens ``a``, ``b`` (B', N, C).
+
+        ``stored``, if given, is ``(tokens, alias, mask)``: the distinct token sets
+        (S, N, C) of a stack with their valid tokens (S, N), and the stored set of each row
+        of ``cat([a, b])``, so that a modality used by several modality pairs is searched
+        once.
+        """
         zero = a.new_zeros(())
         stats: dict[str, Tensor] = {}
         intra = inter = zero
-        # one set of Gram matrices over cat([a, b]) serves both terms' searches
+        # one set of Gram matrices serves both terms' searches
         grams = None
-        if self.intra_weight != 0 and self.inter_weight != 0:
+        if stored is not None or (self.intra_weight != 0 and self.inter_weight != 0):
             with no_autocast(a.device):
                 full = _ops.wants_full_grams(self.intra.max_tokens, a.shape[1])
-                grams = _grams.TokenGrams(torch.cat([a, b]), self._workspace, full)
+                if stored is None:
+                    grams = _grams.TokenGrams(torch.cat([a, b]), self._workspace, full)
+                else:
+                    tokens, alias, valid = stored
+                    grams = _grams.TokenGrams(
+                        tokens, self._workspace, full, alias=alias, stored_mask=valid
+                    )
         if self.intra_weight != 0:
             intra = self.intra.loss_from_tokens(a, b, mask_a, mask_b, grams)
             stats["n_anchors_intra"] = self.intra.last_stats["n_anchors"]

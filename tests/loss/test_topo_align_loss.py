@@ -193,3 +193,54 @@ def test_whole_and_chunked_searches_give_the_same_loss(negatives: int | str) -> 
     for u, v in zip(*results):
         assert torch.allclose(u, v, rtol=1e-10, atol=1e-12)
     assert float(results[0][1].abs().sum()) > 0
+
+
+@pytest.mark.parametrize("modality_pairs", ["all", "random"])
+@pytest.mark.parametrize("negatives", ["all", 3])
+@pytest.mark.parametrize("whole", [True, False])
+def test_stack_searches_each_modality_once_with_the_same_loss(
+    modality_pairs: str, negatives: int | str, whole: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # with all pairs, a modality used by several pairs is stored and searched once (an
+    # alias per pair); the loss and its gradient equal those of the pairs' token sets
+    # searched one by one. Random pairs use every set once and store them as they are.
+    if not whole:
+        monkeypatch.setattr(_grams, "GRAM_BYTES", 0)
+    x = _stack(8, b=3, m=4, n=20).requires_grad_(True)
+    modality_mask = torch.tensor([[True] * 4, [True, False, True, True], [True] * 4])
+    ids = ["p", "q", "r"]
+    seen: list[int] = []
+    original = _grams.TokenGrams.__init__
+
+    def spy(self: _grams.TokenGrams, tokens: torch.Tensor, *args: object, **kwargs: object) -> None:
+        seen.append(tokens.shape[0])
+        original(self, tokens, *args, **kwargs)  # type: ignore[arg-type]
+
+    topo = TopoAlignLoss(k=3, negatives=negatives, modality_pairs=modality_pairs, seed=5)
+    _grams.TokenGrams.__init__ = spy  # type: ignore[method-assign]
+    try:
+        loss = topo(x, subject_ids=ids, modality_mask=modality_mask)
+    finally:
+        _grams.TokenGrams.__init__ = original  # type: ignore[method-assign]
+    # all: the 12 modality maps, not 2 x 6 pairs x 3 samples; random: 2 x 3 samples
+    assert seen == ([3 * 4] if modality_pairs == "all" else [2 * 3])
+    (grad,) = torch.autograd.grad(loss, x)
+
+    reference = TopoAlignLoss(k=3, negatives=negatives, modality_pairs=modality_pairs, seed=5)
+    plain = topo_align_loss.TopoAlignLoss._combine
+    captured: dict[str, object] = {}
+
+    def without_alias(self: TopoAlignLoss, *args: object, **kwargs: object) -> torch.Tensor:
+        captured["stored"] = args[6] if len(args) > 6 else kwargs.get("stored")
+        return plain(self, *args[:6])  # type: ignore[arg-type]
+
+    topo_align_loss.TopoAlignLoss._combine = without_alias  # type: ignore[method-assign]
+    try:
+        expected = reference(x, subject_ids=ids, modality_mask=modality_mask)
+    finally:
+        topo_align_loss.TopoAlignLoss._combine = plain  # type: ignore[method-assign]
+    assert (captured["stored"] is not None) == (modality_pairs == "all")
+    (expected_grad,) = torch.autograd.grad(expected, x)
+    assert float(loss.detach()) > 0
+    assert torch.allclose(loss, expected, rtol=1e-10, atol=1e-12)
+    assert torch.allclose(grad, expected_grad, rtol=1e-10, atol=1e-12)
