@@ -17,7 +17,9 @@ Time is wall-clock and process CPU time (``time.process_time``, all threads), ea
 median of the timed runs. As a load-independent unit every configuration also times a
 plain fp32 ``(1728, 192) @ (192, 1728)`` matmul in the same process ("matmul
 equivalents" = loss time / matmul time).
-3. (cuda only) A MONAI SwinViT encoder step (feature size 48, 8 single-channel 96^3
+3. (cpu only) ``TopoAlignLoss`` on a four-modality stack (2 subjects, 192 channels,
+   1728 tokens), all six modality pairs and one random pair per subject.
+4. (cuda only) A MONAI SwinViT encoder step (feature size 48, 8 single-channel 96^3
    volumes = batch 2 x 4 modalities, bf16 autocast, forward + backward) and the TACO
    terms at 1728 tokens as a percentage of it.
 
@@ -143,23 +145,32 @@ def run_config(cfg: dict[str, Any]) -> dict[str, Any]:
     )
     times, cpu_times = [first], [first_cpu]
     mm_wall, mm_cpu = _matmul_s(device)
+    ratios = [first / mm_wall]
+    mm_walls, mm_cpus = [mm_wall], [mm_cpu]
     if first < SLOW_S:
-        times, cpu_times = [], []
+        times, cpu_times, ratios, mm_walls, mm_cpus = [], [], [], [], []
         for _ in range(cfg["reps"]):
             t0, c0 = time.perf_counter(), time.process_time()
             step()
             times.append(time.perf_counter() - t0)
             cpu_times.append(time.process_time() - c0)
-        mm_wall2, mm_cpu2 = _matmul_s(device)
-        mm_wall, mm_cpu = min(mm_wall, mm_wall2), min(mm_cpu, mm_cpu2)
-    times.sort()
-    cpu_times.sort()
+            # this VM's speed drifts over seconds: calibrate right after every run
+            mm_wall, mm_cpu = _matmul_s(device, reps=3)
+            mm_walls.append(mm_wall)
+            mm_cpus.append(mm_cpu)
+            ratios.append(times[-1] / mm_wall)
+
+    def median(values: list[float]) -> float:
+        return sorted(values)[len(values) // 2]
+
     return {
         **cfg,
-        "time_s": times[len(times) // 2],
-        "cpu_s": cpu_times[len(cpu_times) // 2],
-        "matmul_s": mm_wall,
-        "matmul_cpu_s": mm_cpu,
+        "time_s": median(times),
+        "time_min_s": min(times),
+        "cpu_s": median(cpu_times),
+        "matmul_s": median(mm_walls),
+        "matmul_cpu_s": median(mm_cpus),
+        "mm_ratio": median(ratios),
         "load_1min": os.getloadavg()[0],
         "runs": len(times),
         "peak_mib": peak / 2**20,
@@ -223,7 +234,10 @@ def swin_step(device: torch.device) -> dict[str, float]:
 
 
 def taco_on_swin_features(device: torch.device, modality_pairs: str) -> float:
-    """Time of TopoAlignLoss on a (2, 4, 192, 12, 12, 12) stack (the SwinViT 1/8 stage)."""
+    """Time of TopoAlignLoss on a (2, 4, 192, 12, 12, 12) stack (the SwinViT 1/8 stage).
+
+    Forward + backward, median of 5 runs after one warm-up run; bf16 autocast on cuda.
+    """
     from lightly_topo.loss import TopoAlignLoss
 
     gen = torch.Generator(device=device).manual_seed(0)
@@ -232,10 +246,13 @@ def taco_on_swin_features(device: torch.device, modality_pairs: str) -> float:
 
     def step() -> None:
         stack.grad = None
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+        with torch.autocast(
+            device_type=device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"
+        ):
             loss = loss_fn(stack, subject_ids=["s0", "s1"])
         loss.backward()
-        torch.cuda.synchronize()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
 
     step()
     times = []
@@ -256,7 +273,7 @@ def main() -> None:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (table 1)")
-    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--tokens", type=int, nargs="+", default=[27, 1728, 13824])
     parser.add_argument(
         "--full-large",
@@ -299,7 +316,7 @@ def main() -> None:
                 print(
                     f"{n:>6} {name:<26} max_tokens={max_tokens!s:<5} "
                     f"{_fmt_ms(res['time_s']):>9} ms (cpu {_fmt_ms(res['cpu_s'])} ms, "
-                    f"{res['time_s'] / res['matmul_s']:.1f} matmuls)  "
+                    f"{res['mm_ratio']:.1f} matmuls)  "
                     f"{res['peak_mib']:9.1f} MiB",
                     flush=True,
                 )
@@ -316,7 +333,7 @@ def main() -> None:
                     "tokens": n,
                     "loss": "TopoAlignLoss",
                     "max_tokens": max_tokens,
-                    "reps": 5,
+                    "reps": 9,
                 }
                 res = run_isolated(cfg)
                 authors.append(res)
@@ -326,6 +343,15 @@ def main() -> None:
                     f"matmul {_fmt_ms(res['matmul_s'])} ms, cpu {_fmt_ms(res['matmul_cpu_s'])} ms)",
                     flush=True,
                 )
+
+    stacks: dict[str, float] = {}
+    if args.device == "cpu":
+        torch.set_num_threads(args.threads)
+        for pairs in ("all", "random"):
+            stacks[pairs] = taco_on_swin_features(device, pairs)
+            mm_wall, _ = _matmul_s(device)
+            stacks[f"{pairs}_mm"] = mm_wall
+            print(f"stack 2x4x192x12^3 {pairs}: {_fmt_ms(stacks[pairs])} ms", flush=True)
 
     swin: dict[str, Any] = {}
     if args.device == "cuda":
@@ -348,7 +374,8 @@ def main() -> None:
         "- time: wall-clock (ms) and process CPU time of all threads (cpu ms); on an idle "
         "machine with 2 well-used threads wall is about cpu / 2. mm = a plain fp32 "
         "(1728, 192) @ (192, 1728) matmul timed in the same process (wall, cpu); "
-        "x mm = loss wall / matmul wall, the loss in matmul equivalents (load independent)",
+        "x mm = median over runs of (loss wall / wall of a matmul timed right after that "
+        "run), the loss in matmul equivalents (less sensitive to this VM's drifting speed)",
         f"- wall time of the benchmark: {time.time() - started:.0f} s",
         "- loss options: defaults (k = 5, negatives = 5, max_pairs = 6), seed 0; inputs "
         "random normal maps (B, 192, D, H, W), every sample a different subject",
@@ -378,7 +405,7 @@ def main() -> None:
             f"| {r['tokens']} | {r['loss']} | {r['max_tokens'] or '-'} | "
             f"{_fmt_ms(r['time_s'])} | {_fmt_ms(r['cpu_s'])} | "
             f"{_fmt_ms(r['matmul_s'])} / {_fmt_ms(r['matmul_cpu_s'])} | "
-            f"{r['time_s'] / r['matmul_s']:.1f} | {r['runs']} | {r['peak_mib']:.1f} | "
+            f"{r['mm_ratio']:.1f} | {r['runs']} | {r['peak_mib']:.1f} | "
             f"{'-' if frac is None else f'{frac:.2f}'} |"
         )
     if authors:
@@ -400,9 +427,26 @@ def main() -> None:
             lines.append(
                 f"| {r['tokens']} | {r['max_tokens'] or '-'} | {_fmt_ms(r['time_s'])} | "
                 f"{_fmt_ms(r['cpu_s'])} | {_fmt_ms(r['matmul_s'])} / "
-                f"{_fmt_ms(r['matmul_cpu_s'])} | {r['time_s'] / r['matmul_s']:.1f} | "
+                f"{_fmt_ms(r['matmul_cpu_s'])} | {r['mm_ratio']:.1f} | "
                 f"{r['load_1min']:.1f} | {quoted * 1e3:.0f} | {quoted / r['time_s']:.2g}x | "
                 f"{target} |"
+            )
+    if stacks:
+        lines += [
+            "",
+            f"## Four modalities (cpu, {args.threads} threads)",
+            "",
+            "TopoAlignLoss on a stack (2 subjects, 4 modalities, 192 channels, 12^3 = 1728 "
+            "tokens), forward + backward, median of 5 runs (the feature map of a SwinViT "
+            "1/8 stage on 96^3 crops):",
+            "",
+            "| modality pairs | time (ms) | mm wall (ms) | x mm |",
+            "|---|---:|---:|---:|",
+        ]
+        for pairs, label in (("all", "all 6 pairs"), ("random", "one random pair per subject")):
+            lines.append(
+                f"| {label} | {_fmt_ms(stacks[pairs])} | {_fmt_ms(stacks[pairs + '_mm'])} | "
+                f"{stacks[pairs] / stacks[pairs + '_mm']:.1f} |"
             )
     if swin:
         step_s = swin["time_s"]
@@ -432,7 +476,13 @@ def main() -> None:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text)
-        payload = {"rows": rows, "authors": authors, "swin": swin, "argv": sys.argv}
+        payload = {
+            "rows": rows,
+            "authors": authors,
+            "stacks": stacks,
+            "swin": swin,
+            "argv": sys.argv,
+        }
         args.out.with_suffix(".json").write_text(json.dumps(payload, indent=2))
 
 
