@@ -158,12 +158,16 @@ class TokenGrams:
         Returns:
             ``(index, found)``: (P, A, k) nearest first, and which are valid tokens.
         """
-        if sets is None and anchors is None and self.alias is not None:
-            if self.stored_mask is not None:
-                # every logical mask is its stored set's mask or empty: search each stored
-                # set once; empty logical sets find nothing
-                index, found = self._knn(None, None, self.stored_mask, k, metric)
-                return index[self.alias], found[self.alias] & mask.any(1).view(-1, 1, 1)
+        if (
+            sets is None
+            and anchors is None
+            and self.alias is not None
+            and self.stored_mask is not None
+        ):
+            # every logical mask is its stored set's mask or empty: search each stored set
+            # once; empty logical sets find nothing
+            index, found = self._knn(None, None, self.stored_mask, k, metric)
+            return index[self.alias], found[self.alias] & mask.any(1).view(-1, 1, 1)
         return self._knn(self.stored(sets), anchors, mask, k, metric)
 
     def _knn(
