@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
+from typing import overload
 
 import torch
 from lightly.utils import dist
@@ -121,26 +122,44 @@ def prepare_pair(
             f"use a larger feature map."
         )
     token_mask = as_token_mask(mask, batch, tokens, a.device)
-    a = check_finite(a, token_mask, "feats_a")
-    b = check_finite(b, token_mask, "feats_b")
+    a, b = check_finite(a, token_mask, "feats_a", b, "feats_b")
     return a, b, token_mask
 
 
-def check_finite(x: Tensor, mask: Tensor, name: str) -> Tensor:
-    """Checks that the valid tokens ``(..., N, C)`` are finite; returns ``x`` in the compute
-    dtype with the masked tokens set to zero (they are never read, not even as NaN)."""
-    if not x.is_floating_point():
-        raise LossInputError(f"{name} must be a floating point tensor, got {x.dtype}.")
-    finite = torch.isfinite(x)
-    if not bool(finite.all()) and not bool((finite.all(-1) | ~mask).all()):
-        raise LossInputError(
-            f"{name} contains NaN or Inf values in valid tokens; check the encoder output "
-            f"(e.g. a diverged run or an overflow under float16)."
-        )
-    x = x.to(compute_dtype(x))
-    if bool(mask.all()):
-        return x
-    return x.masked_fill(~mask.unsqueeze(-1), 0.0)
+@overload
+def check_finite(x: Tensor, mask: Tensor, name: str) -> Tensor: ...
+
+
+@overload
+def check_finite(
+    x: Tensor, mask: Tensor, name: str, y: Tensor, y_name: str
+) -> tuple[Tensor, Tensor]: ...
+
+
+def check_finite(
+    x: Tensor, mask: Tensor, name: str, y: Tensor | None = None, y_name: str = ""
+) -> Tensor | tuple[Tensor, Tensor]:
+    """Checks that the valid tokens ``(..., N, C)`` of ``x`` (and ``y``) are finite.
+
+    Returns ``x`` (and ``y``) in the compute dtype with the masked tokens set to zero (they
+    are never read, not even as NaN). All checks share one device synchronisation.
+    """
+    named = [(x, name)] if y is None else [(x, name), (y, y_name)]
+    for t, t_name in named:
+        if not t.is_floating_point():
+            raise LossInputError(f"{t_name} must be a floating point tensor, got {t.dtype}.")
+    finite = [torch.isfinite(t) for t, _ in named]
+    flags = torch.stack([f.all() for f in finite] + [mask.all()]).tolist()
+    for (_, t_name), f, ok in zip(named, finite, flags):
+        if not ok and not bool((f.all(-1) | ~mask).all()):
+            raise LossInputError(
+                f"{t_name} contains NaN or Inf values in valid tokens; check the encoder "
+                f"output (e.g. a diverged run or an overflow under float16)."
+            )
+    out = [t.to(compute_dtype(t)) for t, _ in named]
+    if not flags[-1]:
+        out = [t.masked_fill(~mask.unsqueeze(-1), 0.0) for t in out]
+    return out[0] if y is None else (out[0], out[1])
 
 
 def subject_groups(subject_ids: SubjectIds, batch: int, device: torch.device) -> Tensor:
