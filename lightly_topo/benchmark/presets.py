@@ -71,7 +71,11 @@ class Preset:
         mask_patch: Edge of the masked input patches of MAE-style methods (voxels).
         device_augment: Batched view augmentation (faster on every device).
         downstream_subjects: Synthetic subjects of the downstream tasks.
-        test_fraction: Share of the downstream subjects held out for testing.
+        test_fraction: Share of the downstream subjects held out for testing (``split``
+            ``"random"``).
+        split: ``"random"``: every seed draws its own stratified train/test split;
+            ``"kfold"``: the seeds are the folds of one stratified k-fold cross-validation
+            (``k`` = the number of seeds), so every subject is tested exactly once.
         seg_steps: Segmentation fine-tuning steps.
         seg_batch_size: Patches per segmentation step.
         seg_lr: Segmentation learning rate.
@@ -117,6 +121,7 @@ class Preset:
     device_augment: bool = True
     downstream_subjects: int = 30
     test_fraction: float = 0.3
+    split: str = "random"
     seg_steps: int = 200
     seg_batch_size: int = 4
     seg_lr: float = 1e-2
@@ -184,6 +189,8 @@ class Preset:
             raise PresetError(f"preset {self.name!r}: seg_target must be whole or classes")
         if self.cpu_threads is not None and self.cpu_threads < 1:
             raise PresetError(f"preset {self.name!r}: cpu_threads must be at least 1 or null")
+        if self.split not in ("random", "kfold"):
+            raise PresetError(f"preset {self.name!r}: split must be random or kfold")
         if self.cls_mode not in ("linear", "finetune"):
             raise PresetError(f"preset {self.name!r}: cls_mode must be linear or finetune")
 

@@ -248,8 +248,14 @@ def markdown(
         meta.get("design", ""),
         "",
         f"Mean ± half-width of the 95% Student t confidence interval over {len(seeds)} seeds "
-        f"({', '.join(str(s) for s in seeds)}); each seed has its own subject split, shared by "
-        "every method. **Bold**: best mean of the column. Segmentation and missing-modality "
+        f"({', '.join(str(s) for s in seeds)}); "
+        + (
+            "each seed is one fold of a k-fold cross-validation (folds share training "
+            "subjects, so the interval is approximate), shared by every method."
+            if preset.get("split") == "kfold"
+            else "each seed has its own subject split, shared by every method."
+        )
+        + " **Bold**: best mean of the column. Segmentation and missing-modality "
         "columns come from one model per (method, seed) fine-tuned with every modality; "
         "classification is a "
         f"{'linear probe on the frozen encoder' if preset.get('cls_mode') == 'linear' else 'fine-tuned encoder'}"

@@ -111,10 +111,13 @@ def read_record(path: Path, fingerprint: str) -> dict[str, Any] | None:
 
 
 def settings_fingerprint(preset: Preset, data: str | None, pretrain_on: str) -> str:
-    """Hash of every setting that changes a run's result (not the method list or seeds)."""
+    """Hash of every setting that changes a run's result (not the method list, nor the seeds
+    unless they are the folds of a k-fold split)."""
     values = preset.to_dict()
-    for key in ("name", "methods", "seeds", "description"):
+    for key in ("name", "methods", "description"):
         values.pop(key)
+    if preset.split != "kfold":
+        values.pop("seeds")
     values["data"] = data
     values["pretrain_on"] = pretrain_on
     text = json.dumps(values, sort_keys=True)
@@ -269,12 +272,21 @@ def check_tasks(dataset: CachedDataset, preset: Preset, data: str | None) -> Non
 
 
 def seed_split(dataset: CachedDataset, preset: Preset, seed: int) -> Any:
-    """The train/test split of seed ``seed``, stratified by the classification label."""
-    from lightly_topo.eval.splits import train_test_split_subjects
+    """The train/test split of seed ``seed``, stratified by the classification label.
+
+    With ``preset.split == "kfold"`` it is fold ``preset.seeds.index(seed)`` of one k-fold
+    cross-validation over all seeds (shuffled with the first seed).
+    """
+    from lightly_topo.eval.splits import kfold_subjects, train_test_split_subjects
 
     labels = subject_labels(dataset, preset.cls_label)
     strata = None if labels is None else [str(v) for v in labels]
     try:
+        if preset.split == "kfold":
+            folds = kfold_subjects(
+                subject_ids(dataset), len(preset.seeds), strata, seed=preset.seeds[0]
+            )
+            return folds[preset.seeds.index(seed)]
         return train_test_split_subjects(
             subject_ids(dataset), strata, test_fraction=preset.test_fraction, seed=seed
         )
@@ -687,17 +699,23 @@ def _run(
 
 def design_statement(preset: Preset, data: str | None, pretrain_on: str) -> str:
     """One paragraph on which subjects were used for what (written into the report)."""
+    if preset.split == "kfold":
+        how = (
+            f"split into {len(preset.seeds)} folds (stratified {len(preset.seeds)}-fold "
+            "cross-validation: seed i tests fold i, every subject is tested once)"
+        )
+    else:
+        how = (
+            f"split per seed into {1 - preset.test_fraction:.0%} train / "
+            f"{preset.test_fraction:.0%} test subjects"
+        )
     if data is None:
         down = (
             f"{preset.downstream_subjects} synthetic brains of {preset.synthetic_size}^3 "
-            f"(modalities {', '.join(preset.modalities)}), split per seed into "
-            f"{1 - preset.test_fraction:.0%} train / {preset.test_fraction:.0%} test subjects"
+            f"(modalities {', '.join(preset.modalities)}), {how}"
         )
     else:
-        down = (
-            f"the subjects of {data}, split per seed into {1 - preset.test_fraction:.0%} train "
-            f"/ {preset.test_fraction:.0%} test subjects"
-        )
+        down = f"the subjects of {data}, {how}"
     if pretrain_on == "synthetic":
         pre = (
             f"{preset.pretrain_subjects} separately generated synthetic brains, the same for "

@@ -32,6 +32,9 @@ def test_overrides_and_bad_values() -> None:
         get_preset("quick", low_label_fractions=(0.5,))
     with pytest.raises(PresetError, match="KEY=VALUE"):
         parse_override("pretrain_steps")
+    assert get_preset("quick", split="kfold").split == "kfold"
+    with pytest.raises(PresetError, match="split must be random or kfold"):
+        get_preset("quick", split="loo")
 
 
 def test_fingerprint_ignores_seeds_and_methods_only() -> None:

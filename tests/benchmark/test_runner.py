@@ -147,3 +147,37 @@ def test_time_budget_stops_new_runs_and_still_reports(tmp_path: Path) -> None:
     assert data["meta"]["runs_not_done"] == 2 * (2 + 3)
     assert "**Incomplete**" in (tmp_path / "results.md").read_text()
     assert (tmp_path / "tasks.png").is_file()
+
+
+def test_kfold_split_tests_every_subject_once() -> None:
+    import dataclasses
+
+    from lightly_topo.benchmark.runner import (
+        design_statement,
+        downstream_dataset,
+        seed_split,
+        settings_fingerprint,
+        subject_ids,
+    )
+
+    preset = dataclasses.replace(
+        get_preset("smoke"), split="kfold", seeds=(3, 5, 7), downstream_subjects=12
+    )
+    dataset = downstream_dataset(preset, None)
+    every = set(subject_ids(dataset))
+    folds = [seed_split(dataset, preset, seed) for seed in preset.seeds]
+    tested = [set(f.test) for f in folds]
+    assert set().union(*tested) == every
+    assert sum(len(t) for t in tested) == len(every)  # disjoint test sides
+    for fold, test in zip(folds, tested):
+        assert set(fold.train) == every - test
+    assert "3-fold cross-validation" in design_statement(preset, None, "synthetic")
+    # the seeds are the folds: other seeds must not reuse the records
+    other = dataclasses.replace(preset, seeds=(3, 5))
+    assert settings_fingerprint(preset, None, "synthetic") != settings_fingerprint(
+        other, None, "synthetic"
+    )
+    random_split = dataclasses.replace(preset, split="random")
+    assert settings_fingerprint(random_split, None, "synthetic") == settings_fingerprint(
+        dataclasses.replace(random_split, seeds=(3, 5)), None, "synthetic"
+    )
