@@ -218,7 +218,9 @@ class TokenGrams:
             block.scatter_(2, anchors_[:, start:stop].unsqueeze(-1), fill)
             values, index = _select.select_k(block.contiguous(), k, largest=not euclid, length=n)
             out.append(index)
-            found.append(values.isfinite())
+            found.append(values < fill if euclid else values > fill)
+        if len(out) == 1:
+            return out[0], found[0]
         return torch.cat(out, 1), torch.cat(found, 1)
 
     @torch.no_grad()

@@ -223,3 +223,20 @@ def test_max_k1_returns_the_first_maximum() -> None:
     ref = rows.max(-1)
     assert torch.equal(values, ref.values) and torch.equal(index, ref.indices)
     assert torch.equal(index, rows.argmax(-1))
+
+
+@pytest.mark.parametrize("n", [27, _ops.SORT_ORDER_MAX_TOKENS + 88])
+def test_valid_order_and_sampling_without_exclusions(n: int) -> None:
+    gen = torch.Generator().manual_seed(10)
+    mask = torch.rand(3, n, generator=gen) > 0.4
+    mask[2] = False
+    order = _ops.valid_order(mask)
+    assert torch.equal(order, torch.argsort((~mask).to(torch.int8), dim=1, stable=True))
+    none = torch.zeros(3, 2, 0, dtype=torch.long)
+    index, count = _ops.sample_excluding(mask, none, none.bool(), 20000, gen)
+    assert count[:, 0].tolist() == mask.sum(1).tolist()
+    for row in range(2):
+        drawn = torch.bincount(index[row].reshape(-1), minlength=n).float()
+        assert bool((drawn[~mask[row]] == 0).all())
+        expected = index[row].numel() / int(mask[row].sum())
+        assert float((drawn[mask[row]] / expected - 1).abs().max()) < 0.6
