@@ -259,7 +259,8 @@ class SeededRandom:
         self._calls += 1
         if self.seed is not None:
             return (self.seed * 1_000_003 + self._calls) % (2**62)
+        if not distributed:
+            return int(torch.randint(0, 2**62, (1,)).item())
         value = torch.randint(0, 2**62, (1,), device=device)
-        if distributed:
-            torch_dist.broadcast(value, src=0)
+        torch_dist.broadcast(value, src=0)
         return int(value.item())

@@ -222,7 +222,11 @@ class PseudoCorrespondenceLoss(nn.Module):
         modalities: Tensor | None,
         distributed: bool,
     ) -> tuple[Tensor, Tensor]:
-        """Ordered pairs (p, q) of different subjects, a random subset of ``max_pairs``."""
+        """Ordered pairs (p, q) of different subjects, a random subset of ``max_pairs``.
+
+        The choice runs on CPU (one copy of the (B, B) table of allowed pairs), so that a GPU
+        is synchronised once; returns CPU index tensors.
+        """
         allowed = groups.unsqueeze(1) != groups.unsqueeze(0)
         if modalities is not None:
             allowed &= modalities[:, 0].unsqueeze(1) != modalities[:, 1].unsqueeze(0)
@@ -231,12 +235,11 @@ class PseudoCorrespondenceLoss(nn.Module):
         allowed &= (has_a.unsqueeze(1) & has_b.unsqueeze(0)) | (
             has_b.unsqueeze(1) & has_a.unsqueeze(0)
         )
-        p_idx, q_idx = allowed.nonzero(as_tuple=True)
+        p_idx, q_idx = allowed.cpu().nonzero(as_tuple=True)
         if self.max_pairs is not None and p_idx.numel() > self.max_pairs:
             seed = self._random.shared_seed(mask_a.device, distributed)
             gen = torch.Generator().manual_seed(seed)
             keep = torch.randperm(p_idx.numel(), generator=gen)[: self.max_pairs]
-            keep = keep.to(p_idx.device)
             p_idx, q_idx = p_idx[keep], q_idx[keep]
         return p_idx, q_idx
 
@@ -268,8 +271,11 @@ class PseudoCorrespondenceLoss(nn.Module):
             full = _ops.wants_full_grams(self.max_tokens, a.shape[1])
             grams = _grams.TokenGrams(torch.cat([a, b]), self._workspace, full)
         keys = torch.cat([p_idx * batch + q_idx, q_idx * batch + p_idx])
-        unique, inverse = torch.unique(keys, return_inverse=True)
-        ui, uj = unique // batch, unique % batch
+        unique, inverse = torch.unique(keys.cpu(), return_inverse=True)
+        device = a.device
+        ui, uj = (unique // batch).to(device), (unique % batch).to(device)
+        inverse = inverse.to(device)
+        p_idx, q_idx = p_idx.to(device), q_idx.to(device)
         units = grams.unit_values
         nn_ab, nn_ba, matched_a, matched_b = _ops.mutual_nearest_neighbours(
             units[grams.stored(ui)],
