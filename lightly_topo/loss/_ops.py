@@ -274,14 +274,20 @@ def sample_positions(
     return index, gather_values(mask, index)
 
 
+#: Whether :func:`valid_positions` keeps every position on CPU too (as on a GPU).
+FULL_WIDTH_POSITIONS = False
+
+
 def valid_positions(mask: Tensor) -> tuple[Tensor, Tensor]:
     """All valid positions of each row, in increasing order, padded: (index, valid) (P, A).
 
-    ``A`` is the largest valid count of a row (at least 1).
+    On CPU ``A`` is the largest valid count of a row (at least 1): less work downstream. On a
+    GPU ``A = N``: no synchronisation to read the count (the padding is marked invalid).
     """
-    width = max(1, int(mask.sum(1).max()))
-    index = valid_order(mask)[:, :width]
-    return index, gather_values(mask, index)
+    order = valid_order(mask)
+    if not (mask.is_cuda or FULL_WIDTH_POSITIONS):
+        order = order[:, : max(1, int(mask.sum(1).max()))]
+    return order, gather_values(mask, order)
 
 
 def sample_excluding(

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lightly_topo.loss import LossInputError, PseudoCorrespondenceLoss
+from lightly_topo.loss import LossInputError, PseudoCorrespondenceLoss, _ops
 
 
 def _cos_dist(u: torch.Tensor, v: torch.Tensor) -> float:
@@ -244,3 +244,19 @@ def test_bad_input(feats_a: torch.Tensor, feats_b: torch.Tensor, ids: object, ma
 def test_bad_max_pairs() -> None:
     with pytest.raises(LossInputError, match="max_pairs"):
         PseudoCorrespondenceLoss(max_pairs=0)
+
+
+def test_full_width_anchors_give_the_same_loss(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a GPU keeps every token as a (masked) anchor slot instead of reading the matched count
+    gen = torch.Generator().manual_seed(11)
+    a = torch.randn(4, 30, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(4, 30, 5, generator=gen, dtype=torch.float64, requires_grad=True)
+    results = []
+    for full in (False, True):
+        monkeypatch.setattr(_ops, "FULL_WIDTH_POSITIONS", full)
+        loss_fn = PseudoCorrespondenceLoss(k=3, max_pairs=None, negatives="all")
+        loss = loss_fn(a, b, subject_ids=[0, 1, 2, 3])
+        results.append((loss.detach(), *torch.autograd.grad(loss, (a, b))))
+    assert float(results[0][0]) > 0
+    for u, v in zip(*results):
+        assert torch.allclose(u, v, rtol=1e-12, atol=1e-14)
