@@ -1,13 +1,13 @@
 """Time and peak memory of the TACO losses (forward + backward) next to Lightly's NTXentLoss.
 
 Run:
-    python benchmarks/bench_loss.py --out benchmarks/results/loss_cpu.md
+    python benchmarks/bench_loss.py --full-large --out benchmarks/results/loss_cpu.md
     python benchmarks/bench_loss.py --device cuda --out benchmarks/results/loss_cuda.md
 
 Tables:
 1. Each loss for 27, 1728 and 13824 tokens (batch 4, 192 channels, two modalities),
    without and with ``max_tokens`` (13824 tokens without ``max_tokens`` only with
-   ``--full-large``: minutes per step on CPU), next to ``NTXentLoss`` on the pooled
+   ``--full-large``: up to 30 s per step on CPU), next to ``NTXentLoss`` on the pooled
    features of the same batch.
 2. Batch 2, 192 channels, ``TopoAlignLoss`` (intra and inter terms, both ways) at 27, 216
    and 1728 tokens on 2 CPU threads, next to the figures of the authors' released
