@@ -21,7 +21,7 @@ equivalents" = loss time / matmul time).
    1728 tokens), all six modality pairs and one random pair per subject.
 4. (cuda only) A MONAI SwinViT encoder step (feature size 48, 8 single-channel 96^3
    volumes = batch 2 x 4 modalities, bf16 autocast, forward + backward) and the TACO
-   terms at 1728 tokens as a percentage of it.
+   terms at 1728 tokens (and at the recipe's 27 tokens) as a percentage of it.
 
 Memory: on CPU every configuration runs in its own subprocess and the peak is the
 process's peak resident set size during the first run (``resource.getrusage`` ``ru_maxrss``)

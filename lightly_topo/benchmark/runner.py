@@ -271,29 +271,41 @@ def check_tasks(dataset: CachedDataset, preset: Preset, data: str | None) -> Non
         )
 
 
-def seed_split(dataset: CachedDataset, preset: Preset, seed: int) -> Any:
-    """The train/test split of seed ``seed``, stratified by the classification label.
+def seed_splits(
+    dataset: CachedDataset, preset: Preset, where: str = "the downstream subjects"
+) -> dict[int, Any]:
+    """The train/test split of every seed, stratified by the classification label.
 
-    With ``preset.split == "kfold"`` it is fold ``preset.seeds.index(seed)`` of one k-fold
+    With ``preset.split == "kfold"`` seed ``preset.seeds[i]`` gets fold ``i`` of one k-fold
     cross-validation over all seeds (shuffled with the first seed).
+
+    Raises:
+        BenchmarkError: The subjects cannot be split (too few per class or fold); the
+            message names ``where`` (the data folder).
     """
     from lightly_topo.eval.splits import kfold_subjects, train_test_split_subjects
 
     labels = subject_labels(dataset, preset.cls_label)
     strata = None if labels is None else [str(v) for v in labels]
+    ids = subject_ids(dataset)
+    seed = preset.seeds[0]
     try:
         if preset.split == "kfold":
-            folds = kfold_subjects(
-                subject_ids(dataset), len(preset.seeds), strata, seed=preset.seeds[0]
+            folds = kfold_subjects(ids, len(preset.seeds), strata, seed=seed)
+            return dict(zip(preset.seeds, folds))
+        splits = {}
+        for seed in preset.seeds:
+            splits[seed] = train_test_split_subjects(
+                ids, strata, test_fraction=preset.test_fraction, seed=seed
             )
-            return folds[preset.seeds.index(seed)]
-        return train_test_split_subjects(
-            subject_ids(dataset), strata, test_fraction=preset.test_fraction, seed=seed
-        )
+        return splits
     except ValueError as error:
-        raise BenchmarkError(
-            f"cannot split the downstream subjects (seed {seed}): {error}"
-        ) from error
+        raise BenchmarkError(f"cannot split {where} (seed {seed}): {error}") from error
+
+
+def seed_split(dataset: CachedDataset, preset: Preset, seed: int) -> Any:
+    """The train/test split of seed ``seed`` (see :func:`seed_splits`)."""
+    return seed_splits(dataset, preset)[seed]
 
 
 # ------------------------------------------------------------------------------ devices
@@ -612,8 +624,10 @@ def _run(
         budget = preset.time_budget_s
         return budget is not None and time.perf_counter() - started > budget
 
+    where = "the synthetic data" if data_str is None else f"--data {data_str}"
+    splits = seed_splits(dataset, preset, where)
     for seed in preset.seeds:
-        split = seed_split(dataset, preset, seed)
+        split = splits[seed]
         for method in preset.methods:
             encoder_path: Path | None = None
             if method != "scratch":
@@ -689,8 +703,8 @@ def _run(
         runs_not_done=skipped,
         design=design_statement(preset, data_str, pretrain_on),
         split_sizes={
-            "train": len(seed_split(dataset, preset, preset.seeds[0]).train),
-            "test": len(seed_split(dataset, preset, preset.seeds[0]).test),
+            "train": len(splits[preset.seeds[0]].train),
+            "test": len(splits[preset.seeds[0]].test),
         },
     )
     files = report.write_report(out, records, meta)

@@ -253,7 +253,10 @@ class PseudoCorrespondenceLoss(nn.Module):
         q_idx: Tensor,
         grams: _grams.TokenGrams | None,
     ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """Sums and counts (2,) of the pair terms of both directions, and statistics."""
+        """Sums and counts (2,) of the pair terms of both directions, and statistics.
+
+        ``p_idx``, ``q_idx`` are the CPU pair indices of :meth:`_pairs`.
+        """
         n_pairs = p_idx.numel()
         zero = torch.zeros(2, dtype=a.dtype, device=a.device)
         if n_pairs == 0:
@@ -271,7 +274,7 @@ class PseudoCorrespondenceLoss(nn.Module):
             full = _ops.wants_full_grams(self.max_tokens, a.shape[1])
             grams = _grams.TokenGrams(torch.cat([a, b]), self._workspace, full)
         keys = torch.cat([p_idx * batch + q_idx, q_idx * batch + p_idx])
-        unique, inverse = torch.unique(keys.cpu(), return_inverse=True)
+        unique, inverse = torch.unique(keys, return_inverse=True)
         device = a.device
         ui, uj = (unique // batch).to(device), (unique % batch).to(device)
         inverse = inverse.to(device)

@@ -219,7 +219,10 @@ class SubjectSampler(Sampler[list[T]]):
         )
 
     def _epoch_batches(self) -> list[list[T]]:
-        raise NotImplementedError
+        """This rank's batches of the current epoch; every sampler defines its own."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must define _epoch_batches (see SubjectSampler)."
+        )
 
     def __iter__(self) -> Iterator[list[T]]:
         yield from self._epoch_batches()
