@@ -50,6 +50,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from lightly_topo.loss import _kernels  # noqa: E402
+
 #: Figures quoted in the issue for the authors' released implementation (2 CPU threads,
 #: batch 2, 192 channels, intra and inter both ways); NOT measured by this script.
 QUOTED_AUTHORS_S = {27: 0.011, 216: 0.12, 1728: 6.4}
@@ -181,6 +183,8 @@ def run_config(cfg: dict[str, Any]) -> dict[str, Any]:
 def run_isolated(cfg: dict[str, Any]) -> dict[str, Any]:
     """Runs a configuration in a fresh subprocess (CPU memory is per process)."""
     env = {**os.environ, "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE")}
+    if cfg.get("kernels") is False:
+        env["LIGHTLY_TOPO_KERNELS"] = "0"
     proc = subprocess.run(
         [sys.executable, __file__, "--config", json.dumps(cfg)],
         capture_output=True,
@@ -268,6 +272,27 @@ def taco_on_swin_features(device: torch.device, modality_pairs: str, side: int =
     return times[2]
 
 
+def _authors_settings() -> list[tuple[int, int | None, bool]]:
+    """(tokens, max_tokens, kernels) of table 2: the 1728-token rows on both CPU paths."""
+    out: list[tuple[int, int | None, bool]] = []
+    for n in (27, 216, 1728):
+        for max_tokens in AUTHORS_MAX_TOKENS if n == 1728 else (None,):
+            out.append((n, max_tokens, _kernels.ENABLED))
+            if n == 1728 and max_tokens is None and _kernels.ENABLED:
+                out.append((n, max_tokens, False))
+    return out
+
+
+def _kernel_line() -> str:
+    if _kernels.numba is None:
+        return "- CPU neighbour-search kernel: off (numba not installed): the PyTorch path"
+    state = "on" if _kernels.ENABLED else "off (LIGHTLY_TOPO_KERNELS=0)"
+    return (
+        f"- CPU neighbour-search kernel (numba {_kernels.numba.__version__}): {state}; "
+        "table 2 also shows the PyTorch-only path at 1728 tokens"
+    )
+
+
 def _fmt_ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f}" if seconds < 10 else f"{seconds * 1e3:.0f}"
 
@@ -327,26 +352,27 @@ def main() -> None:
 
     authors = []
     if args.device == "cpu":
-        for n in (27, 216, 1728):
-            for max_tokens in AUTHORS_MAX_TOKENS if n == 1728 else (None,):
-                cfg = {
-                    "device": "cpu",
-                    "threads": 2,
-                    "batch": 2,
-                    "channels": 192,
-                    "tokens": n,
-                    "loss": "TopoAlignLoss",
-                    "max_tokens": max_tokens,
-                    "reps": 9,
-                }
-                res = run_isolated(cfg)
-                authors.append(res)
-                print(
-                    f"authors' setting {n} max_tokens={max_tokens}: "
-                    f"{_fmt_ms(res['time_s'])} ms (cpu {_fmt_ms(res['cpu_s'])} ms, "
-                    f"matmul {_fmt_ms(res['matmul_s'])} ms, cpu {_fmt_ms(res['matmul_cpu_s'])} ms)",
-                    flush=True,
-                )
+        for n, max_tokens, kernels in _authors_settings():
+            cfg = {
+                "device": "cpu",
+                "threads": 2,
+                "batch": 2,
+                "channels": 192,
+                "tokens": n,
+                "loss": "TopoAlignLoss",
+                "max_tokens": max_tokens,
+                "reps": 9,
+                "kernels": kernels,
+            }
+            res = run_isolated(cfg)
+            res["kernels"] = kernels
+            authors.append(res)
+            print(
+                f"authors' setting {n} max_tokens={max_tokens} kernels={kernels}: "
+                f"{_fmt_ms(res['time_s'])} ms (cpu {_fmt_ms(res['cpu_s'])} ms, "
+                f"matmul {_fmt_ms(res['matmul_s'])} ms, cpu {_fmt_ms(res['matmul_cpu_s'])} ms)",
+                flush=True,
+            )
 
     stacks: dict[str, float] = {}
     if args.device == "cpu":
@@ -374,6 +400,7 @@ def main() -> None:
         f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, torch {torch.__version__}, device "
         + (torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"),
+        _kernel_line(),
         f"- load average (1, 5, 15 min) at the start: {load_start[0]:.1f}, {load_start[1]:.1f}, "
         f"{load_start[2]:.1f}; at the end: {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}",
         "- time: wall-clock (ms) and process CPU time of all threads (cpu ms); on an idle "
@@ -422,15 +449,16 @@ def main() -> None:
             "figures are **quoted from the issue, not measured by us** (their code has no "
             "licence and was not run).",
             "",
-            "| tokens | max_tokens | ours (ms) | ours cpu (ms) | mm wall / cpu (ms) | x mm "
-            "| load | authors, quoted (ms) | speed-up (wall) | target |",
-            "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+            "| tokens | max_tokens | CPU path | ours (ms) | ours cpu (ms) | mm wall / cpu (ms) "
+            "| x mm | load | authors, quoted (ms) | speed-up (wall) | target |",
+            "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for r in authors:
             quoted = QUOTED_AUTHORS_S[r["tokens"]]
             target = "< 64 ms (100x)" if r["tokens"] == 1728 else ""
             lines.append(
-                f"| {r['tokens']} | {r['max_tokens'] or '-'} | {_fmt_ms(r['time_s'])} | "
+                f"| {r['tokens']} | {r['max_tokens'] or '-'} | "
+                f"{'numba kernel' if r['kernels'] else 'PyTorch only'} | {_fmt_ms(r['time_s'])} | "
                 f"{_fmt_ms(r['cpu_s'])} | {_fmt_ms(r['matmul_s'])} / "
                 f"{_fmt_ms(r['matmul_cpu_s'])} | {r['mm_ratio']:.1f} | "
                 f"{r['load_1min']:.1f} | {quoted * 1e3:.0f} | {quoted / r['time_s']:.2g}x | "

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lightly_topo.loss import _ops, _select
+from lightly_topo.loss import _kernels, _ops, _select
 
 #: Largest self-similarity matrix (sets x N x N) that :class:`TokenGrams` keeps whole, in
 #: bytes (times ``CUDA_CHUNK_FACTOR`` on a GPU); beyond it the searches run in chunks.
@@ -93,12 +93,15 @@ class TokenGrams:
         self.x = x.detach().contiguous()
         s, n, _ = self.x.shape
         budget = GRAM_BYTES * (_ops.CUDA_CHUNK_FACTOR if self.x.is_cuda else 1)
-        self.sq = self.x.pow(2).sum(-1)
-        self.inv_norm = 1.0 / self.sq.sqrt().clamp(min=1e-12)
         self.gram: Tensor | None = None
         if full and s * n * n * self.x.element_size() <= budget:
             out = self._get("gram", (s, n, n))
             self.gram = symmetric_gram(self.x, out)
+            # squared norms G_ii: no (S, N, C) temporary
+            self.sq = self.gram.diagonal(dim1=1, dim2=2).clone()
+        else:
+            self.sq = self.x.pow(2).sum(-1)
+        self.inv_norm = 1.0 / self.sq.sqrt().clamp(min=1e-12)
 
     @property
     def num_sets(self) -> int:
@@ -186,6 +189,8 @@ class TokenGrams:
             return _ops.knn(x, anchors_, mask, k, metric, self._workspace)
         a = anchors_.shape[1]
         euclid = metric == "euclidean"
+        if _kernels.usable(self.gram):
+            return self._knn_kernel(sets_, anchors_, mask, k, euclid)
         fill = float("inf") if euclid else float("-inf")
         # Euclidean: rank |x_j|^2 - 2 G_ij ascending; cosine: G_ij / |x_j| descending
         if euclid:
@@ -222,6 +227,27 @@ class TokenGrams:
         if len(out) == 1:
             return out[0], found[0]
         return torch.cat(out, 1), torch.cat(found, 1)
+
+    def _knn_kernel(
+        self, sets: Tensor, anchors: Tensor, mask: Tensor, k: int, euclid: bool
+    ) -> tuple[Tensor, Tensor]:
+        """:meth:`_knn` with the fused CPU kernel, ranking ``G_ij - |x_j|^2 / 2`` or ``G_ij / |x_j|``."""
+        assert self.gram is not None
+        s, n, _ = self.x.shape
+        p, a = anchors.shape
+        if euclid:
+            bias = self.sq[sets] * -0.5
+            scale = torch.ones_like(bias)
+        else:
+            bias = torch.zeros_like(self.sq[sets])
+            scale = self.inv_norm[sets]
+        bias = bias.masked_fill(~mask, float("-inf"))
+        rows = ((sets * n).unsqueeze(1) + anchors).reshape(-1)
+        group = torch.arange(p).repeat_interleave(a)
+        index, found = _kernels.top_k_rows(
+            self.gram.view(s * n, n), rows, anchors.reshape(-1), group, bias, scale, k
+        )
+        return index.view(p, a, k), found.view(p, a, k)
 
     @torch.no_grad()
     def cosine(self, sets: Tensor | None, rows: Tensor, cols: Tensor) -> Tensor:
