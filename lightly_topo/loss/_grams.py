@@ -100,7 +100,7 @@ class TokenGrams:
             # squared norms G_ii: no (S, N, C) temporary
             self.sq = self.gram.diagonal(dim1=1, dim2=2).clone()
         else:
-            self.sq = self.x.pow(2).sum(-1)
+            self.sq = _ops.squared_norms(self.x)
         self.inv_norm = 1.0 / self.sq.sqrt().clamp(min=1e-12)
 
     @property
@@ -185,8 +185,15 @@ class TokenGrams:
         else:
             anchors_ = anchors
         if self.gram is None:
-            x = self.x if sets is None else self.x[sets_]
-            return _ops.knn(x, anchors_, mask, k, metric, self._workspace)
+            every = sets is None or (
+                not sets_.is_cuda and p == s and torch.equal(sets_, torch.arange(s))
+            )
+            sq = self.sq if every else self.sq[sets_]
+            if metric == "cosine":
+                x = self.unit_values if every else self.unit_values[sets_]
+                return _ops.knn(x, anchors_, mask, k, metric, self._workspace, normalized=True)
+            x = self.x if every else self.x[sets_]
+            return _ops.knn(x, anchors_, mask, k, metric, self._workspace, sq=sq)
         a = anchors_.shape[1]
         euclid = metric == "euclidean"
         if _kernels.usable(self.gram):

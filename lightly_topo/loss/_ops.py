@@ -107,6 +107,13 @@ def gather_values(x: Tensor, index: Tensor) -> Tensor:
     return torch.gather(x, 1, index.reshape(index.shape[0], -1)).reshape(index.shape)
 
 
+def squared_norms(x: Tensor) -> Tensor:
+    """``|x|^2`` over the last dim (..., C) -> (...), as batched dot products (no temporary)."""
+    c = x.shape[-1]
+    flat = x.reshape(-1, 1, c)
+    return torch.bmm(flat, flat.transpose(1, 2)).view(x.shape[:-1])
+
+
 @torch.no_grad()
 def knn(
     x: Tensor,
@@ -115,6 +122,8 @@ def knn(
     k: int,
     metric: str,
     workspace: Workspace | None = None,
+    sq: Tensor | None = None,
+    normalized: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """The ``k`` nearest valid tokens of each anchor, the anchor excluded.
 
@@ -125,6 +134,8 @@ def knn(
         k: Number of neighbours.
         metric: ``"euclidean"`` or ``"cosine"``.
         workspace: Where to keep the score chunk between calls, or ``None``.
+        sq: Squared norms of the tokens (P, N) where known (Euclidean), or ``None``.
+        normalized: Whether the tokens are unit vectors already (cosine).
 
     Returns:
         ``(index, found)``: indices (P, A, k), nearest first, and whether each is a valid
@@ -132,10 +143,10 @@ def knn(
     """
     p, n, _ = x.shape
     if metric == "cosine":
-        x = F.normalize(x, dim=-1)
+        x = x if normalized else F.normalize(x, dim=-1)
         bias = torch.zeros(p, 1, n, dtype=x.dtype, device=x.device)
     else:
-        bias = x.pow(2).sum(-1).unsqueeze(1)
+        bias = (squared_norms(x) if sq is None else sq).unsqueeze(1)
     inf = float("inf")
     bias = bias.masked_fill(~mask.unsqueeze(1), inf)
     # rank by |x_j|^2 - 2 <x_i, x_j> (euclidean) or -<x_i, x_j> on the unit sphere
