@@ -284,11 +284,11 @@ def _authors_settings() -> list[tuple[int, int | None, bool]]:
 
 
 def _kernel_line() -> str:
-    if _kernels.numba is None:
+    if not _kernels.AVAILABLE:
         return "- CPU neighbour-search kernel: off (numba not installed): the PyTorch path"
     state = "on" if _kernels.ENABLED else "off (LIGHTLY_TOPO_KERNELS=0)"
     return (
-        f"- CPU neighbour-search kernel (numba {_kernels.numba.__version__}): {state}; "
+        f"- CPU neighbour-search kernel (numba {_kernels.version()}): {state}; "
         "table 2 also shows the PyTorch-only path at 1728 tokens"
     )
 

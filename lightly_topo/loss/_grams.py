@@ -196,7 +196,7 @@ class TokenGrams:
             return _ops.knn(x, anchors_, mask, k, metric, self._workspace, sq=sq)
         a = anchors_.shape[1]
         euclid = metric == "euclidean"
-        if _kernels.usable(self.gram):
+        if n >= _kernels.MIN_LENGTH and _kernels.usable(self.gram):
             return self._knn_kernel(sets_, anchors_, mask, k, euclid)
         fill = float("inf") if euclid else float("-inf")
         # Euclidean: rank |x_j|^2 - 2 G_ij ascending; cosine: G_ij / |x_j| descending

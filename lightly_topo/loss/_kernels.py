@@ -12,6 +12,7 @@ Set the environment variable ``LIGHTLY_TOPO_KERNELS=0`` to use the PyTorch path 
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import threading
@@ -21,18 +22,15 @@ import numpy as np
 import torch
 from torch import Tensor
 
-numba: Any
-try:
-    import numba
-except ImportError:  # pragma: no cover - exercised where numba is absent
-    numba = None
+#: Whether numba is installed (imported only when a kernel first runs).
+AVAILABLE = importlib.util.find_spec("numba") is not None
 
-#: Whether the kernels may be used (numba importable and not disabled).
-ENABLED = numba is not None and os.environ.get("LIGHTLY_TOPO_KERNELS", "1") != "0"
+#: Whether the kernels may be used (numba installed and not disabled).
+ENABLED = AVAILABLE and os.environ.get("LIGHTLY_TOPO_KERNELS", "1") != "0"
 
-#: Chunks per row in :func:`top_k_rows`: chunk ``t`` holds the elements ``t, t + CHUNKS, ...``
-#: (a strided partition, so that the chunk maxima are vertical, vectorised maxima).
-CHUNKS = 32
+#: Rows shorter than this are ranked with PyTorch ops (little to gain, and no numba import
+#: for small maps).
+MIN_LENGTH = 128
 
 _DTYPES = (torch.float32, torch.float64)
 
@@ -40,6 +38,15 @@ _DTYPES = (torch.float32, torch.float64)
 def usable(*tensors: Tensor) -> bool:
     """Whether the kernels run for these tensors: enabled, on CPU, float32 or float64."""
     return ENABLED and all(t.device.type == "cpu" and t.dtype in _DTYPES for t in tensors)
+
+
+def version() -> str | None:
+    """numba's version where installed, else ``None`` (imports numba)."""
+    if not AVAILABLE:
+        return None
+    import numba
+
+    return str(numba.__version__)
 
 
 #: Least number of scores per thread worth starting a thread for.
@@ -68,92 +75,8 @@ def _run(
         worker.join()
 
 
-def _jit(inline: str = "never") -> Any:
-    assert numba is not None
-    return numba.njit(cache=True, nogil=True, boundscheck=False, inline=inline)
-
-
 def _array(x: Tensor) -> np.ndarray:
     return x.detach().contiguous().numpy()
-
-
-if numba is not None:
-
-    @_jit(inline="always")
-    def _insert(v, j, k, idx, val):
-        m = k - 1
-        while m > 0 and val[m - 1] < v:
-            val[m] = val[m - 1]
-            idx[m] = idx[m - 1]
-            m -= 1
-        val[m] = v
-        idx[m] = j
-        return val[k - 1]
-
-    @_jit()
-    def _row_top(row, bias, scale, exclude, k, idx, val):
-        n = row.shape[0]
-        neg = -np.inf
-        default = exclude if exclude >= 0 else 0
-        for m in range(k):
-            val[m] = neg
-            idx[m] = default
-        worst = neg
-        # a local array of one vector per chunk: the loop below compiles to vector maxima
-        maxima = np.full(CHUNKS, neg, row.dtype)
-        full = n - n % CHUNKS
-        for base in range(0, full, CHUNKS):
-            for t in range(CHUNKS):
-                v = row[base + t] * scale[base + t] + bias[base + t]
-                maxima[t] = v if v > maxima[t] else maxima[t]
-        for j in range(full, n):
-            v = row[j] * scale[j] + bias[j]
-            t = j - full
-            maxima[t] = v if v > maxima[t] else maxima[t]
-        if exclude >= 0:
-            t = exclude % CHUNKS
-            best = neg
-            for j in range(t, n, CHUNKS):
-                v = row[j] * scale[j] + bias[j]
-                if j != exclude and v > best:
-                    best = v
-            maxima[t] = best
-        # every one of the k best elements is at least the k-th largest chunk maximum
-        threshold = neg
-        for t in range(CHUNKS):
-            if maxima[t] > threshold:
-                threshold = _insert(maxima[t], t, k, idx, val)
-        for m in range(k):
-            val[m] = neg
-            idx[m] = default
-        for t in range(CHUNKS):
-            if maxima[t] >= threshold and maxima[t] > neg:
-                for j in range(t, n, CHUNKS):
-                    v = row[j] * scale[j] + bias[j]
-                    if v >= threshold and v > worst and j != exclude:
-                        worst = _insert(v, j, k, idx, val)
-
-    @_jit()
-    def _row_top_short(row, bias, scale, exclude, k, idx, val):
-        neg = -np.inf
-        for m in range(k):
-            val[m] = neg
-            idx[m] = exclude if exclude >= 0 else 0
-        worst = neg
-        for j in range(row.shape[0]):
-            v = row[j] * scale[j] + bias[j]
-            if v > worst and j != exclude:
-                worst = _insert(v, j, k, idx, val)
-
-    @_jit()
-    def _top_rows(gram, rows, exclude, group, bias, scale, k, start, stop, idx, val):
-        short = gram.shape[1] < 4 * CHUNKS
-        for r in range(start, stop):
-            g = group[r]
-            if short:
-                _row_top_short(gram[rows[r]], bias[g], scale[g], exclude[r], k, idx[r], val[r])
-            else:
-                _row_top(gram[rows[r]], bias[g], scale[g], exclude[r], k, idx[r], val[r])
 
 
 def top_k_rows(
@@ -193,5 +116,7 @@ def top_k_rows(
         _array(scale.to(gram.dtype)),
         k,
     )
-    _run(_top_rows, total, gram.shape[1], arrays, (idx, val))
+    from lightly_topo.loss import _kernels_numba
+
+    _run(_kernels_numba.top_rows, total, gram.shape[1], arrays, (idx, val))
     return torch.from_numpy(idx), torch.from_numpy(val) > float("-inf")
