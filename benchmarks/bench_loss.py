@@ -283,7 +283,9 @@ def _authors_settings() -> list[tuple[int, int | None, bool]]:
     return out
 
 
-def _kernel_line() -> str:
+def _kernel_line(device: str) -> str:
+    if device == "cuda":
+        return "- losses on the GPU: the PyTorch path (the numba kernel is CPU only)"
     if not _kernels.AVAILABLE:
         return "- CPU neighbour-search kernel: off (numba not installed): the PyTorch path"
     state = "on" if _kernels.ENABLED else "off (LIGHTLY_TOPO_KERNELS=0)"
@@ -400,7 +402,7 @@ def main() -> None:
         f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, torch {torch.__version__}, device "
         + (torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"),
-        _kernel_line(),
+        _kernel_line(args.device),
         f"- load average (1, 5, 15 min) at the start: {load_start[0]:.1f}, {load_start[1]:.1f}, "
         f"{load_start[2]:.1f}; at the end: {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}",
         "- time: wall-clock (ms) and process CPU time of all threads (cpu ms); on an idle "

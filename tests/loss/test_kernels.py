@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -153,8 +158,6 @@ def _in_child(queue: object) -> None:
 
 
 def test_kernel_threads_survive_fork(kernels: None, monkeypatch: pytest.MonkeyPatch) -> None:
-    import multiprocessing
-
     monkeypatch.setattr(_kernels, "THREAD_MIN_ELEMENTS", 1)
     torch.set_num_threads(2)
     expected = _kernel_result(600)  # threads started in the parent before the fork
@@ -166,3 +169,20 @@ def test_kernel_threads_survive_fork(kernels: None, monkeypatch: pytest.MonkeyPa
     child.join(timeout=60)
     assert child.exitcode == 0
     assert got == (expected[0].tolist(), expected[1].tolist())
+
+
+def test_numba_loaded_only_for_long_rows() -> None:
+    code = (
+        "import sys, torch\n"
+        "from lightly_topo.loss import TopoAlignLoss\n"
+        "loss = TopoAlignLoss(seed=0)\n"
+        "loss(torch.randn(2, 8, 3, 3, 3), torch.randn(2, 8, 3, 3, 3), subject_ids=[0, 1])\n"
+        "print('numba' in sys.modules)\n"
+        "loss(torch.randn(2, 8, 6, 6, 6), torch.randn(2, 8, 6, 6, 6), subject_ids=[0, 1])\n"
+        "print('numba' in sys.modules)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "LIGHTLY_TOPO_KERNELS"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
+    )
+    assert out.stdout.split() == ["False", "True"]
