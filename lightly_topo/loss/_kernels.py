@@ -16,6 +16,7 @@ import importlib.util
 import itertools
 import os
 import threading
+import warnings
 from typing import Any
 
 import numpy as np
@@ -36,8 +37,37 @@ _DTYPES = (torch.float32, torch.float64)
 
 
 def usable(*tensors: Tensor) -> bool:
-    """Whether the kernels run for these tensors: enabled, on CPU, float32 or float64."""
-    return ENABLED and all(t.device.type == "cpu" and t.dtype in _DTYPES for t in tensors)
+    """Whether the kernels run for these tensors: enabled, on CPU, float32 or float64.
+
+    Loads the kernels on first use; if numba fails to import (e.g. a NumPy release newer than
+    the installed numba supports), warns once and leaves the PyTorch path in use.
+    """
+    if not (ENABLED and all(t.device.type == "cpu" and t.dtype in _DTYPES for t in tensors)):
+        return False
+    return _load() is not None
+
+
+_MODULE: Any = None
+_FAILED = False
+
+
+def _load() -> Any:
+    """The kernel module, imported once; ``None`` where numba cannot be imported."""
+    global _MODULE, _FAILED
+    if _MODULE is None and not _FAILED:
+        try:
+            from lightly_topo.loss import _kernels_numba
+        except Exception as err:  # numba raises ImportError, or others on a broken install
+            _FAILED = True
+            warnings.warn(
+                f"lightly-topo: numba is installed but its kernels cannot be loaded ({err}); "
+                "the losses use the PyTorch path (set LIGHTLY_TOPO_KERNELS=0 to silence this)",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+        else:
+            _MODULE = _kernels_numba
+    return _MODULE
 
 
 def version() -> str | None:
@@ -116,7 +146,8 @@ def top_k_rows(
         _array(scale.to(gram.dtype)),
         k,
     )
-    from lightly_topo.loss import _kernels_numba
-
-    _run(_kernels_numba.top_rows, total, gram.shape[1], arrays, (idx, val))
+    module = _load()
+    if module is None:
+        raise RuntimeError("the numba kernels are not available (check usable() first)")
+    _run(module.top_rows, total, gram.shape[1], arrays, (idx, val))
     return torch.from_numpy(idx), torch.from_numpy(val) > float("-inf")

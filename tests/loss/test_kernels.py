@@ -186,3 +186,20 @@ def test_numba_loaded_only_for_long_rows() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
     )
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_broken_numba_falls_back_with_one_warning(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_kernels, "ENABLED", True)
+    monkeypatch.setattr(_kernels, "_MODULE", None)
+    monkeypatch.setattr(_kernels, "_FAILED", False)
+    import lightly_topo.loss
+
+    monkeypatch.delattr(lightly_topo.loss, "_kernels_numba", raising=False)
+    monkeypatch.setitem(sys.modules, "lightly_topo.loss._kernels_numba", None)  # import fails
+    with pytest.warns(RuntimeWarning, match="PyTorch path"):
+        assert not _kernels.usable(torch.zeros(2))
+    assert not _kernels.usable(torch.zeros(2))  # no second warning (pytest errors on it)
+    x = torch.randn(2, 200, 8, dtype=torch.float64)
+    grams = _grams.TokenGrams(x)
+    index, found = grams.knn(None, None, torch.ones(2, 200, dtype=torch.bool), 3, "euclidean")
+    assert bool(found.all()) and index.shape == (2, 200, 3)
