@@ -148,10 +148,14 @@ def check_finite(
     for t, t_name in named:
         if not t.is_floating_point():
             raise LossInputError(f"{t_name} must be a floating point tensor, got {t.dtype}.")
-    finite = [torch.isfinite(t) for t, _ in named]
-    flags = torch.stack([f.all() for f in finite] + [mask.all()]).tolist()
-    for (_, t_name), f, ok in zip(named, finite, flags):
-        if not ok and not bool((f.all(-1) | ~mask).all()):
+    # a finite sum proves every element finite (NaN and Inf propagate); only where a sum is
+    # not finite (a bad value, masked or not, or an overflow) are the elements checked
+    sums = [
+        t.sum(dtype=torch.float64 if t.dtype == torch.float64 else torch.float32) for t, _ in named
+    ]
+    flags = torch.stack([torch.isfinite(v) for v in sums] + [mask.all()]).tolist()
+    for (t, t_name), ok in zip(named, flags):
+        if not ok and not bool((torch.isfinite(t).all(-1) | ~mask).all()):
             raise LossInputError(
                 f"{t_name} contains NaN or Inf values in valid tokens; check the encoder "
                 f"output (e.g. a diverged run or an overflow under float16)."

@@ -246,3 +246,23 @@ def test_valid_order_and_sampling_without_exclusions(n: int) -> None:
         assert bool((drawn[~mask[row]] == 0).all())
         expected = index[row].numel() / int(mask[row].sum())
         assert float((drawn[mask[row]] / expected - 1).abs().max()) < 0.6
+
+
+def test_check_finite_single_bad_value_overflow_and_masked_tokens() -> None:
+    from lightly_topo.loss._tokens import LossInputError, check_finite
+
+    mask = torch.ones(2, 6, dtype=torch.bool)
+    mask[1, 4] = False
+    x = torch.randn(2, 6, 3)
+    huge = torch.full((2, 6, 3), 3e38)  # finite, but its float32 sum overflows
+    out_x, b = check_finite(x, mask, "feats_a", huge, "feats_b")
+    assert torch.equal(out_x[mask], x[mask]) and torch.equal(b[mask], huge[mask])
+    assert bool((b[1, 4] == 0).all())
+    masked_nan = x.clone()
+    masked_nan[1, 4, 0] = float("nan")  # a masked token is never read
+    assert bool(torch.isfinite(check_finite(masked_nan, mask, "feats_a")).all())
+    for bad in (float("nan"), float("inf"), float("-inf")):
+        y = x.clone()
+        y[0, 2, 1] = bad
+        with pytest.raises(LossInputError, match="feats_b contains NaN or Inf"):
+            check_finite(x, mask, "feats_a", y, "feats_b")
