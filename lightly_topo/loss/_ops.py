@@ -108,7 +108,13 @@ def gather_values(x: Tensor, index: Tensor) -> Tensor:
 
 
 def squared_norms(x: Tensor) -> Tensor:
-    """``|x|^2`` over the last dim (..., C) -> (...), as batched dot products (no temporary)."""
+    """``|x|^2`` over the last dim (..., C) -> (...).
+
+    On CPU as batched dot products: no (..., C) temporary, whose fresh pages cost more than
+    the arithmetic there.
+    """
+    if x.is_cuda:
+        return x.pow(2).sum(-1)
     c = x.shape[-1]
     flat = x.reshape(-1, 1, c)
     return torch.bmm(flat, flat.transpose(1, 2)).view(x.shape[:-1])
