@@ -178,7 +178,9 @@ class Workspace:
     """Reusable flat buffers, by name, for the large score matrices of the searches.
 
     Kept by a loss between calls, so that the large matrices reuse memory instead of
-    faulting in fresh pages every step (on CPU that costs more than the arithmetic).
+    faulting in fresh pages every step (on CPU that costs more than the arithmetic). Used
+    on CPU only: on a GPU the caching allocator reuses memory already, and a kept buffer
+    would hold it through the next step's forward pass.
     """
 
     def __init__(self) -> None:
@@ -205,7 +207,7 @@ def _buffer(
     dtype: torch.dtype,
     device: torch.device,
 ) -> Tensor:
-    if workspace is None:
+    if workspace is None or device.type != "cpu":
         return torch.empty(shape, dtype=dtype, device=device)
     return workspace.get(name, shape, dtype, device)
 

@@ -266,3 +266,12 @@ def test_check_finite_single_bad_value_overflow_and_masked_tokens() -> None:
         y[0, 2, 1] = bad
         with pytest.raises(LossInputError, match="feats_b contains NaN or Inf"):
             check_finite(x, mask, "feats_a", y, "feats_b")
+
+
+def test_workspace_keeps_cpu_buffers_only() -> None:
+    workspace = _ops.Workspace()
+    first = _ops._buffer(workspace, "gram", (4, 5), torch.float32, torch.device("cpu"))
+    again = _ops._buffer(workspace, "gram", (2, 5), torch.float32, torch.device("cpu"))
+    assert again.data_ptr() == first.data_ptr()
+    meta = _ops._buffer(workspace, "other", (4, 5), torch.float32, torch.device("meta"))
+    assert meta.device.type == "meta" and list(workspace._buffers) == ["gram"]
