@@ -117,7 +117,10 @@ def evaluate(
 
 
 def split_subjects(
-    dataset: ItemDataset, config: TaskConfig, split: SubjectSplit | None
+    dataset: ItemDataset,
+    config: TaskConfig,
+    split: SubjectSplit | None,
+    labels: list[str] | None = None,
 ) -> tuple[SubjectSplit, list[int], list[int]]:
     """The subject split and the dataset indices of its train and test sides.
 
@@ -125,13 +128,16 @@ def split_subjects(
         dataset: Items.
         config: The task's config.
         split: Subject split; ``None`` makes the task's stratified split from ``config``.
+        labels: The items' strata where the caller has them (:func:`strata`), or ``None``.
 
     Returns:
         The split, the training indices and the test indices.
     """
     subject_ids = [str(dataset[i]["subject_id"]) for i in range(len(dataset))]
     if split is None:
-        split = make_split(subject_ids, strata(dataset, config), config)
+        split = make_split(
+            subject_ids, strata(dataset, config) if labels is None else labels, config
+        )
     train_idx, test_idx = split_indices(subject_ids, split)
     return split, train_idx, test_idx
 
@@ -159,13 +165,28 @@ def run(
     split, train_idx, test_idx = split_subjects(dataset, config, split)
     fitted = fit(encoder, dataset, train_idx, config)
     records, summary = evaluate(fitted, dataset, test_idx, config)
+    extra = {**fitted.extra, "modality_names": list(modality_names_of(dataset))}
+    return result(task_name(config), config, split, init, fitted, summary, records, extra)
+
+
+def result(
+    task: str,
+    config: TaskConfig,
+    split: SubjectSplit,
+    init: str,
+    fitted: Fitted,
+    metrics: dict[str, Any],
+    per_subject: list[dict[str, Any]],
+    extra: dict[str, Any],
+) -> TaskResult:
+    """The :class:`TaskResult` of one fitted task (config, split and history filled in)."""
     return TaskResult(
-        task=task_name(config),
+        task=task,
         init=init,
         config=config.to_dict(),
         split=split.to_dict(),
-        metrics=summary,
-        per_subject=records,
+        metrics=metrics,
+        per_subject=per_subject,
         history=fitted.history,
-        extra={**fitted.extra, "modality_names": list(modality_names_of(dataset))},
+        extra=extra,
     )

@@ -41,9 +41,7 @@ from lightly_topo.eval.tasks import (
     TaskError,
     TaskResult,
     _jsonable,
-    make_split,
     save_json,
-    split_indices,
 )
 
 logger = logging.getLogger("lightly_topo.eval")
@@ -173,10 +171,7 @@ def run_low_label(
     dataset = ItemCache(dataset)
     metric = _runner.check_metric(metric, config)
     strata = _runner.strata(dataset, config)
-    subject_ids = [str(dataset[i]["subject_id"]) for i in range(len(dataset))]
-    if split is None:
-        split = make_split(subject_ids, strata, config)
-    train_idx, test_idx = split_indices(subject_ids, split)
+    split, train_idx, test_idx = _runner.split_subjects(dataset, config, split, strata)
     subsets = [labelled_subset(dataset, train_idx, strata, f, config) for f in ordered]
     results: list[TaskResult] = []
     curve: list[dict[str, Any]] = []
@@ -184,23 +179,14 @@ def run_low_label(
         fitted = _runner.fit(encoder, dataset, chosen, config)
         records, summary = _runner.evaluate(fitted, dataset, test_idx, config)
         labelled = sorted({str(dataset[i]["subject_id"]) for i in chosen})
-        results.append(
-            TaskResult(
-                task=_runner.task_name(config),
-                init=init,
-                config=config.to_dict(),
-                split=split.to_dict(),
-                metrics=summary,
-                per_subject=records,
-                history=fitted.history,
-                extra={
-                    "fraction": fraction,
-                    "labelled": labelled,
-                    "modality_names": list(modality_names_of(dataset)),
-                    **fitted.extra,
-                },
-            )
-        )
+        extra = {
+            "fraction": fraction,
+            "labelled": labelled,
+            "modality_names": list(modality_names_of(dataset)),
+            **fitted.extra,
+        }
+        task = _runner.task_name(config)
+        results.append(_runner.result(task, config, split, init, fitted, summary, records, extra))
         curve.append(
             {"fraction": fraction, "n_labelled": len(labelled), "metric": float(summary[metric])}
         )

@@ -142,22 +142,16 @@ def run_missing_modality(
         row["drop"] = full_value - row["metric"]
     values = [r["metric"] for r in rows]
     drops = [r["drop"] for r in rows[1:]]
-    return TaskResult(
-        task=f"missing_modality/{_runner.task_name(config)}",
-        init=init,
-        config=config.to_dict(),
-        split=split.to_dict(),
-        metrics={
-            "metric": metric,
-            "full": full_value,
-            "mean": _nanmean(values),
-            "mean_drop": _nanmean(drops),
-            "subsets": rows,
-        },
-        per_subject=per_subject,
-        history=fitted.history,
-        extra={"modality_names": list(names), **fitted.extra},
-    )
+    metrics = {
+        "metric": metric,
+        "full": full_value,
+        "mean": _nanmean(values),
+        "mean_drop": _nanmean(drops),
+        "subsets": rows,
+    }
+    extra = {"modality_names": list(names), **fitted.extra}
+    task = f"missing_modality/{_runner.task_name(config)}"
+    return _runner.result(task, config, split, init, fitted, metrics, per_subject, extra)
 
 
 def _nanmean(values: Sequence[float]) -> float:

@@ -56,8 +56,10 @@ class TokenGrams:
     (``G_ij / |x_j|``) and the cosine similarities ``G_ij / (|x_i| |x_j|)`` of sampled token
     pairs. The matrices are kept whole when they fit :data:`GRAM_BYTES` (time
     ``O(S N^2 C)``, memory ``O(S N^2)``); otherwise every query runs in chunks of anchors
-    over the tokens (memory ``O(anchors x N)``). Rankings run in blocks of rows that stay
-    in cache, with the exact chunked selection of :func:`~lightly_topo.loss._select.select_k`.
+    over the tokens (memory ``O(anchors x N)``). Rankings of whole matrices run in the fused
+    CPU kernel of :mod:`~lightly_topo.loss._kernels` where it is usable, otherwise in blocks
+    of rows that stay in cache, with the exact chunked selection of
+    :func:`~lightly_topo.loss._select.select_k`.
 
     The queries name *logical* sets; ``alias`` maps them to the stored sets, so that a set
     used by several logical sets (a modality in several modality pairs) is multiplied once.
@@ -65,7 +67,7 @@ class TokenGrams:
     Args:
         x: Tokens (S, N, C) of ``S`` stored sets. The searches use ``x.detach()``; the
             differentiable similarities keep the gradient path to ``x``.
-        workspace: Where to keep the Gram matrices and blocks (reused between calls), or
+        workspace: Where to keep the Gram matrices and blocks between calls (CPU only), or
             ``None``.
         full: Whether whole matrices may be used; ``False`` when the queries touch few
             rows (e.g. a few sampled anchors per set), where rows on demand are cheaper.

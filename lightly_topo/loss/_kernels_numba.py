@@ -26,31 +26,41 @@ def _insert(v, j, k, idx, val):
     return val[k - 1]
 
 
+@_jit(inline="always")
+def _score(row, bias, scale, j):
+    return row[j] * scale[j] + bias[j]
+
+
+@_jit(inline="always")
+def _reset(exclude, k, idx, val):
+    default = exclude if exclude >= 0 else 0
+    for m in range(k):
+        val[m] = -np.inf
+        idx[m] = default
+
+
 @_jit()
 def _row_top(row, bias, scale, exclude, k, idx, val):
     n = row.shape[0]
     neg = -np.inf
-    default = exclude if exclude >= 0 else 0
-    for m in range(k):
-        val[m] = neg
-        idx[m] = default
+    _reset(exclude, k, idx, val)
     worst = neg
     # a local array of one vector per chunk: the loop below compiles to vector maxima
     maxima = np.full(CHUNKS, neg, row.dtype)
     full = n - n % CHUNKS
     for base in range(0, full, CHUNKS):
         for t in range(CHUNKS):
-            v = row[base + t] * scale[base + t] + bias[base + t]
+            v = _score(row, bias, scale, base + t)
             maxima[t] = v if v > maxima[t] else maxima[t]
     for j in range(full, n):
-        v = row[j] * scale[j] + bias[j]
+        v = _score(row, bias, scale, j)
         t = j - full
         maxima[t] = v if v > maxima[t] else maxima[t]
     if exclude >= 0:
         t = exclude % CHUNKS
         best = neg
         for j in range(t, n, CHUNKS):
-            v = row[j] * scale[j] + bias[j]
+            v = _score(row, bias, scale, j)
             if j != exclude and v > best:
                 best = v
         maxima[t] = best
@@ -59,26 +69,21 @@ def _row_top(row, bias, scale, exclude, k, idx, val):
     for t in range(CHUNKS):
         if maxima[t] > threshold:
             threshold = _insert(maxima[t], t, k, idx, val)
-    for m in range(k):
-        val[m] = neg
-        idx[m] = default
+    _reset(exclude, k, idx, val)
     for t in range(CHUNKS):
         if maxima[t] >= threshold and maxima[t] > neg:
             for j in range(t, n, CHUNKS):
-                v = row[j] * scale[j] + bias[j]
+                v = _score(row, bias, scale, j)
                 if v >= threshold and v > worst and j != exclude:
                     worst = _insert(v, j, k, idx, val)
 
 
 @_jit()
 def _row_top_short(row, bias, scale, exclude, k, idx, val):
-    neg = -np.inf
-    for m in range(k):
-        val[m] = neg
-        idx[m] = exclude if exclude >= 0 else 0
-    worst = neg
+    _reset(exclude, k, idx, val)
+    worst = -np.inf
     for j in range(row.shape[0]):
-        v = row[j] * scale[j] + bias[j]
+        v = _score(row, bias, scale, j)
         if v > worst and j != exclude:
             worst = _insert(v, j, k, idx, val)
 

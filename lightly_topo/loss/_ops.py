@@ -139,7 +139,7 @@ def knn(
         mask: Valid tokens (P, N).
         k: Number of neighbours.
         metric: ``"euclidean"`` or ``"cosine"``.
-        workspace: Where to keep the score chunk between calls, or ``None``.
+        workspace: Where to keep the score chunk between calls (CPU only), or ``None``.
         sq: Squared norms of the tokens (P, N) where known (Euclidean), or ``None``.
         normalized: Whether the tokens are unit vectors already (cosine).
 
@@ -231,7 +231,7 @@ def mutual_nearest_neighbours(
     Args:
         xa, xb: Tokens (P, N, C) of the two sets.
         mask_a, mask_b: Valid tokens (P, N).
-        workspace: Where to keep the similarity chunk between calls, or ``None``.
+        workspace: Where to keep the similarity chunk between calls (CPU only), or ``None``.
         normalized: Whether the tokens are unit vectors already.
 
     Returns:
