@@ -1,19 +1,22 @@
-"""Benchmark presets: which methods, seeds, sizes and schedules a benchmark run uses.
+"""Benchmark presets: which methods, seeds, sizes and budgets a benchmark run uses.
 
-Three presets ship:
+Four presets ship:
 
-* ``smoke``: every compared method, tiny (16^3 volumes, 2 pretraining steps, 2 seeds); under
-  2 minutes on a 2-core CPU. It checks the pipeline end to end; its numbers mean nothing.
-* ``quick``: every compared method, 3 seeds, small (32^3 volumes, 16^3 crops); sized to about
-  10 minutes on a 2-core CPU (551 s measured). The README's table.
-* ``full``: every method (the ``+topo`` combinations included), 3 seeds, larger volumes and
-  schedules; sized for one run of at most 10 minutes on one H100/H200 GPU.
+* ``smoke``: every method and control, tiny (16^3 brains, a few pretraining steps, 2 seeds);
+  about a minute on a 2-core CPU. It checks the pipeline end to end; its numbers mean
+  nothing and its instrument check is not expected to pass.
+* ``quick``: every compared method and the controls, 5 seeds, 32^3 synthetic brains, frozen
+  probes on 336 downstream subjects; at most 15 minutes on 2 CPU cores. The README's table.
+* ``standard``: the same at 48^3 with more subjects and a larger pretraining budget; at
+  most 90 minutes on 2 CPU cores. Committed in ``benchmarks/results/benchmark_standard``.
+* ``full``: every method (the ``+topo`` combinations included), 48^3, larger backbone and
+  budget; for one GPU.
 
-Every field can be overridden (``lightly-topo benchmark --set pretrain_steps=50``).
+Every field can be overridden (``lightly-topo benchmark --set pretrain_volumes=4800``).
 
 >>> preset = get_preset("smoke", seeds=(0, 1, 2))
->>> preset.name, preset.seeds, "taco" in preset.methods
-('smoke', (0, 1, 2), True)
+>>> preset.name, preset.seeds, "taco" in preset.methods, "supervised" in preset.methods
+('smoke', (0, 1, 2), True, True)
 """
 
 from __future__ import annotations
@@ -22,10 +25,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-#: Methods every preset compares: the from-scratch start, the instance-level baselines,
-#: TACO, the SimCLR + topology combination and cross-modal SimCLR.
-CORE_METHODS: tuple[str, ...] = (
-    "scratch",
+#: The controls: ``scratch`` (the frozen random initialisation: the negative control, and
+#: the encoder every method starts from) and ``supervised`` (the positive control, trained
+#: with the pretraining subjects' labels).
+CONTROLS: tuple[str, ...] = ("scratch", "supervised")
+
+#: Self-supervised methods every preset compares: the instance-level baselines, TACO, the
+#: SimCLR + topology combination and cross-modal SimCLR.
+CORE_SSL: tuple[str, ...] = (
     "simclr",
     "byol",
     "mae",
@@ -33,6 +40,9 @@ CORE_METHODS: tuple[str, ...] = (
     "taco",
     "simclr+topo",
 )
+
+#: Methods (controls included) every preset compares.
+CORE_METHODS: tuple[str, ...] = (*CONTROLS, *CORE_SSL)
 
 #: Every method the benchmark knows (``full`` runs them all).
 ALL_METHODS: tuple[str, ...] = (*CORE_METHODS, "byol+topo", "mae+topo")
@@ -42,6 +52,9 @@ TOPO_METHODS: tuple[str, ...] = ("taco", "simclr+topo", "byol+topo", "mae+topo")
 
 #: Instance-level baselines: each subject (or its modality pair) is one instance.
 INSTANCE_METHODS: tuple[str, ...] = ("simclr", "byol", "mae", "xmodal-simclr")
+
+#: The raw-intensity floor: the same probes on the input intensities (always reported).
+INTENSITY = "intensity"
 
 
 class PresetError(ValueError):
@@ -54,45 +67,43 @@ class Preset:
 
     Attributes:
         name: Preset name.
-        methods: Methods compared (``"scratch"``: no pretraining, same architecture).
-        seeds: Seeds; seed ``s`` fixes the subject split, the pretraining and the
-            downstream schedule, so methods are paired over seeds.
+        methods: Methods compared; ``scratch`` and ``supervised`` are the controls.
+        seeds: Seeds; seed ``s`` fixes every method's initialisation (the same weights for
+            all methods and for ``scratch``), its batch order, views and masks, and the
+            probes' voxel draw, so methods are paired over seeds.
         backbone: Registered backbone name.
         backbone_kwargs: Keyword arguments of the backbone.
         modalities: Modality vocabulary of the synthetic data (real data: all found).
         synthetic_size: Edge of the synthetic volumes (voxels).
+        synthetic_fov_mm: Field of view of the synthetic volumes (mm); voxels are
+            ``synthetic_fov_mm / synthetic_size`` mm.
         pretrain_subjects: Synthetic subjects generated for pretraining (separate from the
             downstream subjects).
-        pretrain_steps: Optimiser steps of each pretraining.
+        pretrain_volumes: Pretraining budget of every method, in single-modality volumes
+            passed through the trained encoder; a method's steps are this budget divided
+            by its volumes per step (:meth:`PretrainMethod.volumes_per_step`).
         pretrain_batch_size: Subjects (TACO: subject pairs) per pretraining batch.
-        crop_size: Edge of the pretraining views and of the segmentation patches.
+        crop_size: Edge of the pretraining views.
         pretrain_lr: Peak pretraining learning rate (the same for every method).
         topo_level: Backbone feature level of the topology terms (index into the strides).
         mask_patch: Edge of the masked input patches of MAE-style methods (voxels).
         device_augment: Batched view augmentation (faster on every device).
-        downstream_subjects: Synthetic subjects of the downstream tasks.
-        test_fraction: Share of the downstream subjects held out for testing (``split``
-            ``"random"``).
-        split: ``"random"``: every seed draws its own stratified train/test split;
-            ``"kfold"``: the seeds are the folds of one stratified k-fold cross-validation
-            (``k`` = the number of seeds), so every subject is tested exactly once.
-        seg_steps: Segmentation fine-tuning steps.
-        seg_batch_size: Patches per segmentation step.
-        seg_lr: Segmentation learning rate.
-        cls_label: Subject label classified (synthetic: ``lesion_type``).
-        cls_mode: ``"linear"`` (frozen encoder) or ``"finetune"``.
-        cls_steps: Classification steps.
-        cls_lr: Classification learning rate.
-        low_label_fractions: Fractions of labelled training subjects of the low-label curve.
-        real_spacing: Voxel spacing (mm) real data is resampled to.
-        real_size: Real volumes are centre cropped / padded to this edge for classification.
-        seg_target: ``"whole"``: every lesion class merged into one foreground class
-            (whole lesion, as BraTS "whole tumour"); ``"classes"``: the label map as is.
-        cpu_threads: Torch CPU threads during the run (restored afterwards); ``None``
+        probe_train_subjects: Downstream subjects the probes are fitted on (subject labels).
+        probe_dense_train_subjects: The first of them whose voxels fit the dense probes
+            (thousands of voxels each: fewer subjects suffice).
+        probe_test_subjects: Downstream subjects the probes are scored on (subject labels).
+        probe_dense_test_subjects: The first of the test subjects the dense probes
+            (segmentation, parcellation, missing modalities) are scored on; a subject's
+            Dice averages thousands of voxels, so fewer subjects give the same precision.
+        probe_class_voxels: Voxels drawn per class and training subject for the dense probe.
+        probe_random_voxels: Voxels drawn uniformly per training subject besides.
+        cpu_threads: Torch CPU threads during pretraining (restored afterwards); ``None``
             leaves them. One thread is much faster for the small 3D convolutions of the CPU
-            presets (two threads spend their time synchronising, worse on a loaded machine).
-        time_budget_s: After this many seconds no new run starts; the report is written
-            from the finished runs and says how many are missing (a re-run finishes them).
+            presets. A fixed count makes the numbers independent of the machine's default.
+        probe_threads: Torch CPU threads while probing (voxel-wise interpolation and
+            argmax, which two threads run 1.7 times faster); ``None`` leaves them.
+        time_budget_s: The run's wall-time budget. The run is estimated before it starts
+            (from a timed step of the backbone) and refused if the estimate exceeds it.
             ``None``: no limit.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
         description: One line on what the preset is for.
@@ -100,7 +111,7 @@ class Preset:
 
     name: str
     methods: tuple[str, ...] = CORE_METHODS
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     backbone: str = "resenc"
     backbone_kwargs: dict[str, Any] = field(
         default_factory=lambda: {
@@ -111,29 +122,23 @@ class Preset:
     )
     modalities: tuple[str, ...] = ("t1", "t2", "flair")
     synthetic_size: int = 32
+    synthetic_fov_mm: float = 176.0
     pretrain_subjects: int = 24
-    pretrain_steps: int = 100
+    pretrain_volumes: int = 1440
     pretrain_batch_size: int = 4
     crop_size: int = 16
     pretrain_lr: float = 1e-3
     topo_level: int = 1
     mask_patch: int = 4
     device_augment: bool = True
-    downstream_subjects: int = 30
-    test_fraction: float = 0.3
-    split: str = "random"
-    seg_steps: int = 200
-    seg_batch_size: int = 4
-    seg_lr: float = 1e-2
-    cls_label: str = "lesion_type"
-    cls_mode: str = "linear"
-    cls_steps: int = 100
-    cls_lr: float = 1e-2
-    low_label_fractions: tuple[float, ...] = (0.25, 0.5, 1.0)
-    real_spacing: float = 4.0
-    real_size: int = 48
-    seg_target: str = "whole"
+    probe_train_subjects: int = 112
+    probe_dense_train_subjects: int = 48
+    probe_test_subjects: int = 224
+    probe_dense_test_subjects: int = 40
+    probe_class_voxels: int = 32
+    probe_random_voxels: int = 256
     cpu_threads: int | None = 1
+    probe_threads: int | None = 2
     time_budget_s: float | None = None
     device: str = "auto"
     description: str = ""
@@ -156,43 +161,34 @@ class Preset:
         if any(s < 0 for s in self.seeds):
             raise PresetError(f"preset {self.name!r}: seeds must be non-negative, got {self.seeds}")
         for key in (
-            "pretrain_steps",
+            "pretrain_volumes",
             "pretrain_batch_size",
             "pretrain_subjects",
-            "downstream_subjects",
-            "seg_steps",
-            "cls_steps",
             "crop_size",
             "synthetic_size",
-            "seg_batch_size",
+            "probe_train_subjects",
+            "probe_dense_train_subjects",
+            "probe_test_subjects",
+            "probe_dense_test_subjects",
+            "probe_class_voxels",
         ):
             if int(getattr(self, key)) < 1:
                 raise PresetError(f"preset {self.name!r}: {key} must be at least 1")
+        if self.probe_random_voxels < 0:
+            raise PresetError(f"preset {self.name!r}: probe_random_voxels must be >= 0")
         if self.crop_size > self.synthetic_size:
             raise PresetError(
                 f"preset {self.name!r}: crop_size {self.crop_size} exceeds synthetic_size "
                 f"{self.synthetic_size}"
             )
-        if not self.low_label_fractions or not all(0 < f <= 1 for f in self.low_label_fractions):
-            raise PresetError(
-                f"preset {self.name!r}: low_label_fractions must be in (0, 1], got "
-                f"{self.low_label_fractions}"
-            )
-        if 1.0 not in self.low_label_fractions:
-            raise PresetError(
-                f"preset {self.name!r}: low_label_fractions must include 1.0 (the "
-                "classification score is the curve's full-label point)"
-            )
+        if not self.synthetic_fov_mm > 0:
+            raise PresetError(f"preset {self.name!r}: synthetic_fov_mm must be positive")
         if self.device not in ("auto", "cpu", "cuda"):
             raise PresetError(f"preset {self.name!r}: device must be auto, cpu or cuda")
-        if self.seg_target not in ("whole", "classes"):
-            raise PresetError(f"preset {self.name!r}: seg_target must be whole or classes")
-        if self.cpu_threads is not None and self.cpu_threads < 1:
-            raise PresetError(f"preset {self.name!r}: cpu_threads must be at least 1 or null")
-        if self.split not in ("random", "kfold"):
-            raise PresetError(f"preset {self.name!r}: split must be random or kfold")
-        if self.cls_mode not in ("linear", "finetune"):
-            raise PresetError(f"preset {self.name!r}: cls_mode must be linear or finetune")
+        for key in ("cpu_threads", "probe_threads"):
+            value = getattr(self, key)
+            if value is not None and value < 1:
+                raise PresetError(f"preset {self.name!r}: {key} must be at least 1 or null")
 
     def to_dict(self) -> dict[str, Any]:
         """The preset as a JSON-serialisable dict."""
@@ -208,26 +204,46 @@ PRESETS: dict[str, Preset] = {
         modalities=("t1", "flair"),
         backbone_kwargs={"features": [4, 8, 16], "strides": [2, 2, 2], "blocks_per_stage": 1},
         synthetic_size=16,
+        synthetic_fov_mm=220.0,
         pretrain_subjects=6,
-        pretrain_steps=2,
+        pretrain_volumes=16,
         pretrain_batch_size=2,
         crop_size=16,
-        downstream_subjects=10,
-        test_fraction=0.4,
-        seg_steps=2,
-        seg_batch_size=2,
-        cls_steps=10,
-        low_label_fractions=(0.5, 1.0),
-        real_size=32,
+        probe_train_subjects=6,
+        probe_dense_train_subjects=6,
+        probe_test_subjects=6,
+        probe_dense_test_subjects=6,
+        probe_class_voxels=8,
+        probe_random_voxels=32,
         device="cpu",
         description=(
-            "pipeline check: every method, tiny sizes, 2 seeds (documented exception to "
-            "the 3-seed rule); numbers carry no meaning"
+            "pipeline check: every method and control, tiny sizes, 2 seeds; numbers carry "
+            "no meaning"
         ),
     ),
     "quick": Preset(
         name="quick",
-        description="every compared method, 3 seeds, 32^3 synthetic brains; about 10 min on 2 CPU cores",
+        time_budget_s=900.0,
+        description=(
+            "every compared method and the controls, 5 seeds, 32^3 synthetic brains, frozen "
+            "probes on 336 subjects; at most 15 min on 2 CPU cores"
+        ),
+    ),
+    "standard": Preset(
+        name="standard",
+        synthetic_size=48,
+        pretrain_subjects=48,
+        pretrain_volumes=4800,
+        crop_size=24,
+        probe_train_subjects=180,
+        probe_dense_train_subjects=60,
+        probe_test_subjects=240,
+        probe_dense_test_subjects=96,
+        time_budget_s=5400.0,
+        description=(
+            "every compared method and the controls, 5 seeds, 48^3 synthetic brains (3.7 mm "
+            "voxels), frozen probes on 420 subjects; at most 90 min on 2 CPU cores"
+        ),
     ),
     "full": Preset(
         name="full",
@@ -239,23 +255,19 @@ PRESETS: dict[str, Preset] = {
         },
         modalities=("t1", "t2", "pd", "flair"),
         synthetic_size=48,
-        pretrain_subjects=32,
-        pretrain_steps=100,
+        pretrain_subjects=64,
+        pretrain_volumes=25600,
         pretrain_batch_size=8,
         crop_size=32,
         topo_level=2,
         mask_patch=8,
-        downstream_subjects=36,
-        test_fraction=0.3,
-        seg_steps=150,
-        seg_batch_size=4,
-        cls_steps=200,
-        low_label_fractions=(0.1, 0.25, 0.5, 1.0),
-        real_spacing=2.0,
-        real_size=64,
+        probe_train_subjects=192,
+        probe_dense_train_subjects=96,
+        probe_test_subjects=384,
+        probe_dense_test_subjects=128,
         cpu_threads=None,
-        time_budget_s=480.0,
-        description="every method incl. +topo combinations, 3 seeds, 48^3; one GPU, <= 10 min",
+        probe_threads=None,
+        description="every method incl. +topo combinations, 5 seeds, 48^3; one GPU",
     ),
 }
 
@@ -282,15 +294,15 @@ def get_preset(name: str, **overrides: Any) -> Preset:
 def parse_override(text: str) -> tuple[str, Any]:
     """``"key=value"`` from the command line; the value is read as JSON where it parses.
 
-    >>> parse_override("pretrain_steps=50"), parse_override("seeds=[0,1,2]")
-    (('pretrain_steps', 50), ('seeds', [0, 1, 2]))
+    >>> parse_override("pretrain_volumes=50"), parse_override("seeds=[0,1,2]")
+    (('pretrain_volumes', 50), ('seeds', [0, 1, 2]))
     >>> parse_override("device=cuda")
     ('device', 'cuda')
     """
     import json
 
     if "=" not in text:
-        raise PresetError(f"--set {text!r}: expected KEY=VALUE, e.g. pretrain_steps=50")
+        raise PresetError(f"--set {text!r}: expected KEY=VALUE, e.g. pretrain_volumes=2880")
     key, raw = text.split("=", 1)
     try:
         value: Any = json.loads(raw)

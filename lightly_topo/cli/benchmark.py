@@ -1,9 +1,13 @@
 """``lightly-topo benchmark``: the one-command baseline comparison.
 
-Pretrains every compared method on the same backbone and data, runs the same downstream
-protocol for each over several seeds, and writes ``OUT/results.md``, ``OUT/results.csv``,
+Pretrains every compared method and the controls on the same backbone and data, probes each
+frozen encoder over several seeds, and writes ``OUT/results.md``, ``OUT/results.csv``,
 ``OUT/results.json`` and ``OUT/*.png`` (see :mod:`lightly_topo.benchmark`). Re-running with
 the same ``--out`` resumes: finished runs (``OUT/runs/*.json``) are reused.
+
+Exit status: 0 when the run finished and its instrument check passed;
+:data:`EXIT_INSTRUMENT_FAILED` (3) when it finished but the positive control did not beat
+scratch (the run cannot rank methods); 1 on an error (bad data, settings or budget).
 """
 
 from __future__ import annotations
@@ -14,34 +18,30 @@ import shlex
 import sys
 from typing import Any
 
+#: Exit status of a finished run whose instrument check failed.
+EXIT_INSTRUMENT_FAILED = 3
+
 
 def add_parser(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "benchmark",
-        help="compare scratch, simclr, byol, mae, xmodal-simclr, taco and simclr+topo end to end",
+        help="compare simclr, byol, mae, xmodal-simclr, taco and simclr+topo with controls",
         description=(
-            "Pretrain every compared method, run segmentation (with the missing-modality "
-            "sweep) and classification (with the low-label curve) for each, over several "
-            "seeds, and write results.md / .csv / .json and PNG plots into --out. Presets: "
-            "smoke (under 2 minutes on CPU), quick (about 10 minutes on 2 CPU cores), full "
-            "(one GPU, about 10 minutes). Re-running with the same --out resumes."
+            "Pretrain every compared method and the controls (scratch, supervised), probe "
+            "each frozen encoder (parcellation, lesions, modality subsets, subject labels) "
+            "over several seeds, and write results.md / .csv / .json and PNG plots into "
+            "--out. The report opens with the instrument check; exit status 3 when it "
+            "fails (the run cannot rank methods). Presets: smoke (about a minute on CPU), "
+            "quick (at most 15 minutes on 2 CPU cores), standard (at most 90 minutes), full "
+            "(one GPU). Re-running with the same --out resumes."
         ),
     )
-    parser.add_argument("--preset", required=True, choices=("smoke", "quick", "full"))
+    parser.add_argument("--preset", required=True, choices=("smoke", "quick", "standard", "full"))
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument(
         "--data",
         default=None,
         help="real dataset folder for the downstream tasks (default: synthetic brains)",
-    )
-    parser.add_argument(
-        "--pretrain-on",
-        default="auto",
-        choices=("auto", "synthetic", "train-subjects"),
-        help=(
-            "pretraining subjects: separately generated synthetic brains, or (real --data "
-            "only) each seed's training subjects; auto: train-subjects with --data"
-        ),
     )
     parser.add_argument("--seeds", type=int, nargs="+", help="seeds (at least 2)")
     parser.add_argument("--methods", nargs="+", help="methods compared (default: the preset's)")
@@ -51,7 +51,7 @@ def add_parser(subparsers: Any) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a preset field, e.g. --set pretrain_steps=50 (repeatable)",
+        help="override a preset field, e.g. --set pretrain_volumes=2880 (repeatable)",
     )
     parser.add_argument("--quiet", action="store_true", help="no progress lines")
     parser.add_argument("--traceback", action="store_true", help="show full tracebacks on error")
@@ -59,7 +59,8 @@ def add_parser(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lightly_topo.benchmark import get_preset, run_benchmark
+    from lightly_topo.benchmark import BenchmarkError, PresetError, get_preset, run_benchmark
+    from lightly_topo.benchmark.budget import BudgetError
     from lightly_topo.benchmark.presets import parse_override
     from lightly_topo.checkpoint import CheckpointError
 
@@ -83,11 +84,10 @@ def run(args: argparse.Namespace) -> int:
             preset,
             args.out,
             data=args.data,
-            pretrain_on=args.pretrain_on,
             command=command,
             progress=progress,
         )
-    except CheckpointError as error:
+    except (CheckpointError, BenchmarkError, BudgetError, PresetError) as error:
         if args.traceback:
             raise
         print(f"lightly-topo benchmark: error: {error}", file=sys.stderr)
@@ -98,4 +98,13 @@ def run(args: argparse.Namespace) -> int:
         f"done in {result.wall_s:.0f} s ({result.reused} runs reused): "
         + ", ".join(str(p) for p in result.files)
     )
+    if not result.instrument_passed:
+        print(
+            "instrument check FAILED: the positive control does not beat scratch on every "
+            "headline column, so this run cannot rank methods (see the first lines of "
+            "results.md)",
+            file=sys.stderr,
+        )
+        return EXIT_INSTRUMENT_FAILED
+    print("instrument check passed: the positive control beats scratch on every headline column")
     return 0

@@ -99,7 +99,7 @@ def device_of(args: argparse.Namespace) -> str:
 
 def load_dataset(args: argparse.Namespace, modalities: tuple[str, ...]) -> Any:
     """The dataset of ``--data`` (synthetic over the checkpoint's ``modalities``, or a folder)."""
-    from lightly_topo.benchmark.runner import CachedDataset
+    from lightly_topo.benchmark.datasets import CachedDataset
 
     if args.data == "synthetic":
         from lightly_topo.data.synthetic import SyntheticBrains
@@ -179,7 +179,7 @@ def prepare(args: argparse.Namespace) -> tuple[Any, Any, Any, Any, str]:
 
 def write_result(args: argparse.Namespace, record: dict[str, Any]) -> Path:
     from lightly_topo.benchmark.provenance import provenance
-    from lightly_topo.benchmark.runner import write_json_atomic
+    from lightly_topo.benchmark.records import write_json_atomic
 
     record = {**record, "checkpoint": str(args.checkpoint), "data": args.data, **provenance()}
     return write_json_atomic(record, Path(args.out).expanduser())

@@ -10,6 +10,10 @@ Conventions:
 * **Dice of an absent class.** A class present in neither prediction nor target has an
   undefined Dice (0/0), reported as ``NaN`` and excluded from :func:`mean_dice`. A class
   present in only one of them has Dice 0.
+* **Dice as the field reports it** (:func:`presence_dice`, the benchmark's convention). A
+  class's Dice is averaged over the subjects whose target contains it; on a subject
+  without it, the predicted volume of the class is a false-positive volume, reported in its
+  own column. No 0 or NaN mixes the two.
 * **HD95 of empty masks.** Both masks empty: ``NaN`` (nothing to measure). Exactly one
   empty: ``inf`` (the surfaces are infinitely far apart).
 """
@@ -192,6 +196,44 @@ def hd95(
     to_t = ndimage.distance_transform_edt(~t_edge, sampling=sampling)[p_edge]
     to_p = ndimage.distance_transform_edt(~p_edge, sampling=sampling)[t_edge]
     return float(max(np.percentile(to_t, 95), np.percentile(to_p, 95)))
+
+
+def presence_dice(
+    pred: Tensor, target: Tensor, num_classes: int, voxel_ml: float = 1.0
+) -> tuple[Tensor, Tensor]:
+    """Per-class Dice where the target has the class, false-positive volume where it has not.
+
+    One confusion count gives both (a bincount of ``target * K + pred``), so a subject
+    costs one pass over its voxels whatever the number of classes.
+
+    Args:
+        pred: Integer predicted labels, any shape.
+        target: Integer target labels, the shape of ``pred``.
+        num_classes: ``K``; labels lie in ``[0, K)``.
+        voxel_ml: Volume of one voxel in millilitres.
+
+    Returns:
+        ``(dice, false_positive_ml)``, float64 ``(K,)`` each: ``dice[c]`` is NaN where the
+        target has no voxel of ``c``; ``false_positive_ml[c]`` (the predicted volume of
+        ``c``) is NaN where it has.
+
+    >>> dice, fp = presence_dice(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 0, 0]), 3)
+    >>> [round(float(v), 3) for v in dice], fp.tolist()
+    ([0.5, 0.667, nan], [nan, nan, 1.0])
+    """
+    p = _as_label_tensor(pred, "pred").flatten()
+    t = _as_label_tensor(target, "target").flatten()
+    if p.shape != t.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} differ")
+    confusion = torch.bincount(t * num_classes + p, minlength=num_classes * num_classes)
+    confusion = confusion.reshape(num_classes, num_classes).double()
+    hits = confusion.diagonal()
+    in_target, in_pred = confusion.sum(1), confusion.sum(0)
+    present = in_target > 0
+    nan = torch.full_like(hits, float("nan"))
+    dice = torch.where(present, 2 * hits / (in_target + in_pred).clamp_min(1), nan)
+    false_positive = torch.where(present, nan, in_pred * voxel_ml)
+    return dice, false_positive
 
 
 def _as_mask(x: Tensor | np.ndarray, name: str) -> np.ndarray:

@@ -82,6 +82,22 @@ class PretrainMethod(pl.LightningModule):
         #: builder when ``trainer.device_augment`` is on.
         self.device_augment: Any = None
 
+    @classmethod
+    def volumes_per_step(cls, batch_size: int, num_modalities: int) -> int:
+        """Single-modality volumes a training step passes through the trained encoder.
+
+        ``"simclr"``/``"byol"`` views: two views of every modality of ``batch_size``
+        subjects; ``"mae"``: one view; ``"pair"``: two modalities of each of ``batch_size``
+        subjects (a momentum encoder's forward passes are not counted). The benchmark gives
+        every method the same budget of such volumes.
+        """
+        per_subject = {
+            "simclr": 2 * num_modalities,
+            "byol": 2 * num_modalities,
+            "mae": num_modalities,
+        }
+        return batch_size * per_subject.get(cls.view_kind, 2)
+
     # ----------------------------------------------------------------- to implement
     @abstractmethod
     def compute_loss(self, batch: dict[str, Any]) -> tuple[Tensor, dict[str, Tensor]]:

@@ -24,17 +24,19 @@ def commands(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_benchmark_cli_writes_results(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "bench"
     argv = ["benchmark", "--preset", "smoke", "--out", str(out), "--methods", "scratch", "taco"]
-    assert cli_main.main(argv) == 0
-    printed = capsys.readouterr().out
-    assert "pretrain       taco" in printed and "done in" in printed
-    for name in ("results.md", "results.csv", "results.json", "tasks.png", "missing_modality.png"):
+    # without the positive control the instrument check cannot pass: its own exit status
+    assert cli_main.main(argv) == benchmark.EXIT_INSTRUMENT_FAILED
+    captured = capsys.readouterr()
+    assert "pretrain  taco" in captured.out and "done in" in captured.out
+    assert "instrument check FAILED" in captured.err
+    for name in ("results.md", "results.csv", "results.json", "headline.png", "subsets.png"):
         assert (out / name).is_file()
     meta = json.loads((out / "results.json").read_text())["meta"]
     assert meta["preset"]["methods"] == ["scratch", "taco"]
     assert meta["command"].startswith("lightly-topo ")
     # same command again: everything is reused
-    assert cli_main.main([*argv, "--quiet"]) == 0
-    assert "(10 runs reused)" in capsys.readouterr().out
+    assert cli_main.main([*argv, "--quiet"]) == benchmark.EXIT_INSTRUMENT_FAILED
+    assert "(8 runs reused)" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize(
@@ -42,8 +44,9 @@ def test_benchmark_cli_writes_results(tmp_path: Path, capsys: pytest.CaptureFixt
     [
         (["--set", "pretrain_stepz=3"], "unknown preset fields ['pretrain_stepz']"),
         (["--seeds", "0"], "at least 2 distinct"),
-        (["--data", "/nonexistent/folder"], "does not exist"),
+        (["--data", "/nonexistent/folder"], "not yet supported"),
         (["--methods", "scratch", "simsiam"], "unknown methods ['simsiam']"),
+        (["--set", "time_budget_s=0.001"], "over its budget"),
     ],
 )
 def test_benchmark_cli_bad_input(
@@ -63,6 +66,6 @@ def test_benchmarks_script_parses_the_same_arguments(
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    code = module.main(["--preset", "smoke", "--out", str(tmp_path), "--set", "seg_steps=0.5"])
+    code = module.main(["--preset", "smoke", "--out", str(tmp_path), "--set", "seg_steps=1"])
     assert code == 1
     assert "seg_steps" in capsys.readouterr().err

@@ -16,7 +16,13 @@ from lightly_topo.data.synthetic.deform import DeformationParams
 from lightly_topo.data.synthetic.generator import SyntheticConfig, SyntheticSubject
 from lightly_topo.data.synthetic.io import LABELS_CSV, write_brats_folder
 from lightly_topo.data.synthetic.label_maps import FREESURFER_TO_STRUCTURE
-from lightly_topo.data.synthetic.lesions import LESION_TYPES, LesionClass, lesion_schedule
+from lightly_topo.data.synthetic.lesions import (
+    BENCHMARK_LESIONS,
+    LESION_TYPES,
+    LesionClass,
+    LesionParams,
+    lesion_schedule,
+)
 from lightly_topo.data.synthetic.structures import (
     LESION_LABELS,
     STRUCTURE_TISSUE,
@@ -25,6 +31,7 @@ from lightly_topo.data.synthetic.structures import (
 )
 
 __all__ = [
+    "BENCHMARK_LESIONS",
     "FREESURFER_TO_STRUCTURE",
     "LABELS_CSV",
     "LESION_CONTRAST",
@@ -38,6 +45,7 @@ __all__ = [
     "AcquisitionParams",
     "DeformationParams",
     "LesionClass",
+    "LesionParams",
     "SyntheticBrains",
     "SyntheticConfig",
     "SyntheticSubject",

@@ -70,6 +70,7 @@ def render_modality(
     params: AcquisitionParams,
     rng: np.random.Generator,
     generator: torch.Generator,
+    lesion_contrast: float = 1.0,
 ) -> Tensor:
     """Synthesise one modality from the tissue (and lesion) map of a subject.
 
@@ -80,6 +81,8 @@ def render_modality(
         params: Acquisition effects.
         rng: Source of the jitter and effect strengths.
         generator: Source of the bias field and noise.
+        lesion_contrast: Fraction of the lesion-to-white-matter difference of
+            :data:`LESION_CONTRAST` kept (1: the table as is).
 
     Returns:
         float32 (D, H, W) image, non-negative, about 1 at the brightest tissue.
@@ -101,9 +104,11 @@ def render_modality(
     )
     image = means[tissue]
     if lesion_map is not None and bool((lesion_map > 0).any()):
-        lesion_means = torch.tensor(
-            np.asarray(LESION_CONTRAST[modality]) * jitter[len(TISSUES) :], dtype=torch.float32
-        )
+        lesion_table = np.asarray(LESION_CONTRAST[modality])
+        if lesion_contrast != 1.0:
+            white = TISSUE_CONTRAST[modality][TISSUES["white_matter"]]
+            lesion_table = white + lesion_contrast * (lesion_table - white)
+        lesion_means = torch.tensor(lesion_table * jitter[len(TISSUES) :], dtype=torch.float32)
         image = torch.where(lesion_map > 0, lesion_means[lesion_map], image)
     image = gaussian_blur(image[None], float(rng.uniform(*params.blur_voxels)))[0]
     bias_sd = float(rng.uniform(*params.bias))

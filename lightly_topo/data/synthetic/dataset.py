@@ -20,7 +20,7 @@ from lightly_topo.data.synthetic.generator import (
     generate_subject,
 )
 from lightly_topo.data.synthetic.label_maps import list_label_maps
-from lightly_topo.data.synthetic.lesions import LESION_TYPES, lesion_schedule
+from lightly_topo.data.synthetic.lesions import LESION_TYPES, LesionParams, lesion_schedule
 from lightly_topo.data.types import LabelValue, VolumeItem
 
 
@@ -74,6 +74,8 @@ class SyntheticBrains(Dataset):
         skull_strip: Zero the images outside the intracranial volume (BraTS-like).
         deformation: Strength of the per-subject deformation.
         acquisition: Ranges of the acquisition effects (jitter, blur, bias, noise).
+        lesion: Sizes and contrast of the lesions (default :class:`LesionParams`; the
+            benchmark's: :data:`~lightly_topo.data.synthetic.lesions.BENCHMARK_LESIONS`).
         id_prefix: Subject ids are ``f"{id_prefix}-{index:04d}"``.
 
     Raises:
@@ -106,6 +108,7 @@ class SyntheticBrains(Dataset):
         deformation: DeformationParams | None = None,
         acquisition: AcquisitionParams | None = None,
         id_prefix: str = "synth",
+        lesion: LesionParams | None = None,
     ) -> None:
         if isinstance(n_subjects, bool) or not isinstance(n_subjects, int) or n_subjects < 1:
             raise ValueError(f"n_subjects={n_subjects!r} must be a positive integer")
@@ -147,6 +150,7 @@ class SyntheticBrains(Dataset):
             skull_strip=skull_strip,
             deformation=deformation if deformation is not None else DeformationParams(),
             acquisition=acquisition if acquisition is not None else AcquisitionParams(),
+            lesion=lesion if lesion is not None else LesionParams(),
         )
 
     @property

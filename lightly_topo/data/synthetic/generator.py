@@ -17,7 +17,12 @@ from lightly_topo.data.synthetic.deform import (
     voxel_affine,
 )
 from lightly_topo.data.synthetic.label_maps import load_label_map, sample_label_map
-from lightly_topo.data.synthetic.lesions import LESION_TYPES, draw_lesions, lesion_schedule
+from lightly_topo.data.synthetic.lesions import (
+    LESION_TYPES,
+    LesionParams,
+    draw_lesions,
+    lesion_schedule,
+)
 from lightly_topo.data.synthetic.seeding import item_generators
 from lightly_topo.data.synthetic.structures import (
     INTRACRANIAL_STRUCTURES,
@@ -47,6 +52,7 @@ class SyntheticConfig:
         skull_strip: Zero the images outside the intracranial structures (like BraTS).
         deformation: Strength of the random affine and nonlinear deformation.
         acquisition: Ranges of the acquisition effects.
+        lesion: Sizes and contrast of the lesions.
     """
 
     size: int = 64
@@ -58,6 +64,7 @@ class SyntheticConfig:
     skull_strip: bool = False
     deformation: DeformationParams = field(default_factory=DeformationParams)
     acquisition: AcquisitionParams = field(default_factory=AcquisitionParams)
+    lesion: LesionParams = field(default_factory=LesionParams)
 
 
 @dataclass
@@ -130,7 +137,7 @@ def generate_subject(
     schedule = lesion_schedule(config.lesion_types)
     lesion = schedule[index % len(schedule)] if config.lesions else schedule[0]
     rng, generator = item_generators(seed, index, _LESION_STREAM)
-    lesion_map, drawn = draw_lesions(anatomy, grid, spacing, lesion, rng, generator)
+    lesion_map, drawn = draw_lesions(anatomy, grid, spacing, lesion, rng, generator, config.lesion)
     params.update(drawn)
 
     if config.skull_strip:
@@ -141,7 +148,15 @@ def generate_subject(
     for modality in config.modalities:
         # One stream per modality: a subject's T2 is the same whichever others are asked for.
         rng, generator = item_generators(seed, index, _MODALITY_STREAM + MODALITIES.index(modality))
-        image = render_modality(tissue, lesion_map, modality, config.acquisition, rng, generator)
+        image = render_modality(
+            tissue,
+            lesion_map,
+            modality,
+            config.acquisition,
+            rng,
+            generator,
+            config.lesion.contrast,
+        )
         if config.skull_strip:
             image = image * foreground
         images[modality] = image[None].contiguous()

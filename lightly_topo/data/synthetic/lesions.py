@@ -30,6 +30,52 @@ LESION_TYPES: tuple[str, ...] = ("tumour", "wmh")
 
 
 @dataclass(frozen=True)
+class LesionParams:
+    """Sizes and contrast of the drawn lesions.
+
+    The defaults are the generator's original lesions: bright on T2 and FLAIR (see
+    :data:`~lightly_topo.data.synthetic.contrast.LESION_CONTRAST`), white-matter
+    hyperintensities of 2 to 5 mm radius. The benchmark uses larger hyperintensities and a
+    lower contrast (:data:`BENCHMARK_LESIONS`), so that a lesion is not told from normal
+    tissue by its intensity alone.
+
+    Attributes:
+        tumour_radius_mm: Range of the radius of the enhancing rim (the core and the oedema
+            scale with it).
+        wmh_radius_mm: Range of the radius of each white-matter hyperintensity.
+        wmh_count: Range (inclusive) of the number of hyperintensities.
+        contrast: Fraction of the lesion-to-white-matter intensity difference of
+            :data:`~lightly_topo.data.synthetic.contrast.LESION_CONTRAST` that is kept, in
+            (0, 1]: the mean of a lesion label in a modality is
+            ``white + contrast * (lesion - white)``.
+    """
+
+    tumour_radius_mm: tuple[float, float] = (10.0, 20.0)
+    wmh_radius_mm: tuple[float, float] = (2.0, 5.0)
+    wmh_count: tuple[int, int] = (4, 10)
+    contrast: float = 1.0
+
+    def __post_init__(self) -> None:
+        for name in ("tumour_radius_mm", "wmh_radius_mm", "wmh_count"):
+            low, high = getattr(self, name)
+            if not 0 < low <= high:
+                raise ValueError(f"LesionParams.{name}={(low, high)!r} must be 0 < low <= high")
+        if not 0.0 < self.contrast <= 1.0:
+            raise ValueError(f"LesionParams.contrast={self.contrast!r} must lie in (0, 1]")
+
+
+#: The benchmark's lesions: hyperintensities of 7 to 12 mm radius (one to two voxels at the
+#: benchmark's 5.5 mm voxels, so every lesion covers whole voxels) and 60% of the default
+#: contrast. A lesion's mean then lies 10 to 16% above normal grey matter on FLAIR and T2
+#: (FLAIR oedema 0.79 against grey matter 0.70 and white matter 0.55; T2 0.66 against 0.57
+#: and 0.45) and between grey and white matter on T1 (0.74 against 0.73 and 0.92), within
+#: the range of the bias field and noise: intensity alone confuses a lesion with cortex,
+#: its position inside the white matter tells them apart. A design choice of the
+#: benchmark, not a measured contrast.
+BENCHMARK_LESIONS = LesionParams(wmh_radius_mm=(7.0, 12.0), wmh_count=(3, 6), contrast=0.6)
+
+
+@dataclass(frozen=True)
 class LesionClass:
     """The lesion of one subject: its type and hemisphere (``"none"`` for both if absent)."""
 
@@ -129,6 +175,7 @@ def _tumour(
     side: str,
     rng: np.random.Generator,
     generator: torch.Generator,
+    params: LesionParams,
 ) -> tuple[Tensor, dict[str, float]]:
     s = STRUCTURES
     hemisphere = isin(anatomy, HEMISPHERE_STRUCTURES[side])
@@ -137,7 +184,7 @@ def _tumour(
         anatomy,
         tuple(s[f"{side}_{n}"] for n in ("thalamus", "caudate", "putamen", "pallidum")),
     )
-    enhancing_mm = float(rng.uniform(10.0, 20.0))
+    enhancing_mm = float(rng.uniform(*params.tumour_radius_mm))
     core_mm = max(enhancing_mm * float(rng.uniform(0.45, 0.7)), 1.0 * spacing)
     enhancing_mm = max(enhancing_mm, core_mm + 1.5 * spacing)
     oedema_mm = max(enhancing_mm * float(rng.uniform(1.5, 2.2)), enhancing_mm + 2.0 * spacing)
@@ -156,7 +203,7 @@ def _tumour(
     label_map[core] = LESION_LABELS["necrotic_core"]
     _ensure_shell(label_map, core, hemisphere, LESION_LABELS["enhancing"])
     _ensure_shell(label_map, label_map > 0, oedema_allowed, LESION_LABELS["oedema"])
-    params = {
+    drawn = {
         "tumour_core_mm": core_mm,
         "tumour_enhancing_mm": enhancing_mm,
         "tumour_oedema_mm": oedema_mm,
@@ -164,7 +211,7 @@ def _tumour(
         "tumour_y_mm": float(centre_mm[1]),
         "tumour_z_mm": float(centre_mm[2]),
     }
-    return label_map, params
+    return label_map, drawn
 
 
 def _white_matter_hyperintensities(
@@ -173,6 +220,7 @@ def _white_matter_hyperintensities(
     spacing: float,
     side: str,
     rng: np.random.Generator,
+    params: LesionParams,
 ) -> tuple[Tensor, dict[str, float]]:
     s = STRUCTURES
     white = anatomy == s[f"{side}_cerebral_white_matter"]
@@ -187,12 +235,12 @@ def _white_matter_hyperintensities(
         )
         periventricular[box] = white[box] & _dilate(ventricles[box], reach)
     label_map = torch.zeros_like(anatomy)
-    count = int(rng.integers(4, 11))
+    count = int(rng.integers(params.wmh_count[0], params.wmh_count[1] + 1))
     size = anatomy.shape[0]
     for _ in range(count):
         pool = periventricular if rng.random() < 0.7 else white
         centre = _pick_voxel(pool, white, rng)
-        radius_mm = max(float(rng.uniform(2.0, 5.0)), 0.6 * spacing)
+        radius_mm = max(float(rng.uniform(*params.wmh_radius_mm)), 0.6 * spacing)
         reach = math.ceil(radius_mm / spacing) + 1
         window = tuple(slice(max(0, int(c) - reach), min(size, int(c) + reach + 1)) for c in centre)
         local = grid_mm[(slice(None), *window)]
@@ -209,6 +257,7 @@ def draw_lesions(
     lesion: LesionClass,
     rng: np.random.Generator,
     generator: torch.Generator,
+    params: LesionParams | None = None,
 ) -> tuple[Tensor, dict[str, float]]:
     """Draw the lesion of one subject on its anatomy.
 
@@ -223,6 +272,7 @@ def draw_lesions(
         lesion: The subject's lesion class.
         rng: Source of sizes and positions.
         generator: Source of the tumour's irregular outline.
+        params: Lesion sizes (default :class:`LesionParams`).
 
     Returns:
         ``(label_map, params)``: int64 (D, H, W) lesion ids
@@ -242,6 +292,7 @@ def draw_lesions(
             f"{lesion.lesion_type} lesion in (grid too small or label map without it); use a "
             f"larger size, another label map, or lesions=False"
         )
+    params = params if params is not None else LesionParams()
     if lesion.lesion_type == "tumour":
-        return _tumour(anatomy, grid_mm, spacing, lesion.hemisphere, rng, generator)
-    return _white_matter_hyperintensities(anatomy, grid_mm, spacing, lesion.hemisphere, rng)
+        return _tumour(anatomy, grid_mm, spacing, lesion.hemisphere, rng, generator, params)
+    return _white_matter_hyperintensities(anatomy, grid_mm, spacing, lesion.hemisphere, rng, params)
