@@ -43,12 +43,30 @@ def test_fuse_averages_only_available_modalities() -> None:
     torch.testing.assert_close(fused, 2 * torch.ones(2, 3))
 
 
-def test_intensity_encoder_features_are_the_intensities() -> None:
+def test_intensity_encoder_gives_the_intensities_only() -> None:
     image = torch.rand(1, 2, 8, 8, 8)
     encoded = encode(IntensityEncoder(2), image, torch.tensor([[True, False]]))
-    torch.testing.assert_close(encoded.grid[0, 0], image[0, 0])
-    assert torch.all(encoded.grid[1] == 0)
+    assert encoded.grid.shape[1] == 0
+    torch.testing.assert_close(encoded.image[0, 0], image[0, 0])
+    assert torch.all(encoded.image[1] == 0)
     assert encoded.pooled.shape == (2 * 10,)
+    voxels = torch.tensor([[1, 2, 3], [7, 0, 4]])
+    sampled = sample_voxels(encoded.grid, voxels, (8, 8, 8), encoded.image)
+    torch.testing.assert_close(sampled[:, 0], image[0, 0, voxels[:, 0], voxels[:, 1], voxels[:, 2]])
+    weight, bias = torch.tensor([[2.0, 0.0], [0.0, 1.0]]), torch.tensor([0.0, 0.5])
+    logits = voxel_logits(encoded.grid, weight, bias, (8, 8, 8), encoded.image)
+    torch.testing.assert_close(logits[0], 2 * image[0, 0])
+
+
+def test_hypercolumn_logits_add_the_intensity_term() -> None:
+    grid, image = torch.randn(1, 3, 4, 4, 4), torch.randn(1, 1, 8, 8, 8)
+    weight, bias = torch.randn(2, 4), torch.randn(2)
+    voxels = torch.stack(torch.meshgrid(*[torch.arange(8)] * 3, indexing="ij"), -1).reshape(-1, 3)
+    features = sample_voxels(grid, voxels, (8, 8, 8), image)
+    expected = (features @ weight.T + bias).T.reshape(2, 8, 8, 8)
+    torch.testing.assert_close(
+        voxel_logits(grid, weight, bias, (8, 8, 8), image), expected, atol=1e-5, rtol=1e-5
+    )
 
 
 def test_dense_probe_separates_classes_and_never_predicts_absent_ones() -> None:
