@@ -6,7 +6,7 @@ Four presets ship:
   about a minute on a 2-core CPU. It checks the pipeline end to end; its numbers mean
   nothing and its instrument check is not expected to pass.
 * ``quick``: every compared method and the controls, 5 seeds, 32^3 synthetic brains, frozen
-  probes on 336 downstream subjects; at most 15 minutes on 2 CPU cores. The README's table.
+  probes on 320 downstream subjects; at most 15 minutes on 2 CPU cores. The README's table.
 * ``standard``: the same at 48^3 with more subjects and a larger pretraining budget; at
   most 90 minutes on 2 CPU cores. Committed in ``benchmarks/results/benchmark_standard``.
 * ``full``: every method (the ``+topo`` combinations included), 48^3, larger backbone and
@@ -124,14 +124,14 @@ class Preset:
     synthetic_size: int = 32
     synthetic_fov_mm: float = 176.0
     pretrain_subjects: int = 24
-    pretrain_volumes: int = 1440
+    pretrain_volumes: int = 1200
     pretrain_batch_size: int = 4
     crop_size: int = 16
     pretrain_lr: float = 1e-3
     topo_level: int = 1
     mask_patch: int = 4
     device_augment: bool = True
-    probe_train_subjects: int = 112
+    probe_train_subjects: int = 96
     probe_dense_train_subjects: int = 48
     probe_test_subjects: int = 224
     probe_dense_test_subjects: int = 40
@@ -226,7 +226,7 @@ PRESETS: dict[str, Preset] = {
         time_budget_s=900.0,
         description=(
             "every compared method and the controls, 5 seeds, 32^3 synthetic brains, frozen "
-            "probes on 336 subjects; at most 15 min on 2 CPU cores"
+            "probes on 320 subjects; at most 15 min on 2 CPU cores"
         ),
     ),
     "standard": Preset(

@@ -92,9 +92,10 @@ def run_probes(encoder: Any, probes: ProbeSet, seed: int, preset: Preset) -> dic
     class_voxels = torch.zeros(k, dtype=torch.float64)
     pooled_train = []
     for n, i in enumerate(probes.train):
-        encoded = encode(encoder, probes.images[i : i + 1], probes.masks[i : i + 1])
+        fits_dense = n < preset.probe_dense_train_subjects
+        encoded = encode(encoder, probes.images[i : i + 1], probes.masks[i : i + 1], fits_dense)
         pooled_train.append(encoded.pooled)
-        if n >= preset.probe_dense_train_subjects:
+        if not fits_dense:
             continue
         target = probes.targets[i]
         class_voxels += torch.bincount(target.flatten(), minlength=k).double()
@@ -138,11 +139,12 @@ def run_probes(encoder: Any, probes: ProbeSet, seed: int, preset: Preset) -> dic
     }
     pooled_test, dense_test = [], []
     for n, j in enumerate(probes.test):
-        encoded = encode(encoder, probes.images[j : j + 1], probes.masks[j : j + 1])
+        scored_dense = n < preset.probe_dense_test_subjects
+        encoded = encode(encoder, probes.images[j : j + 1], probes.masks[j : j + 1], scored_dense)
         target = probes.targets[j]
         mask = probes.masks[j]
         pooled_test.append(encoded.pooled)
-        if n >= preset.probe_dense_test_subjects:
+        if not scored_dense:
             continue
         dense_test.append(j)
         full: Tensor | None = None

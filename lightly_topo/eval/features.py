@@ -85,7 +85,7 @@ class Encoded:
     size: tuple[int, int, int]
 
 
-def encode(encoder: Any, image: Tensor, mask: Tensor) -> Encoded:
+def encode(encoder: Any, image: Tensor, mask: Tensor, dense: bool = True) -> Encoded:
     """Run a frozen encoder on one subject and keep its dense and pooled features.
 
     Args:
@@ -93,6 +93,8 @@ def encode(encoder: Any, image: Tensor, mask: Tensor) -> Encoded:
             :class:`IntensityEncoder`), in eval mode.
         image: One subject ``(1, M, D, H, W)``.
         mask: Its availability ``(1, M)`` bool; missing modalities give zero features.
+        dense: Build the dense grid; ``False`` leaves ``grid`` empty (``(M, 0, ...)``) for
+            a subject that only the pooled probes read.
     """
     intensities = (image[0] * mask[0, :, None, None, None].to(image.dtype)).float().unsqueeze(1)
     with torch.no_grad():
@@ -106,8 +108,8 @@ def encode(encoder: Any, image: Tensor, mask: Tensor) -> Encoded:
             size=(size[0], size[1], size[2]),
         )
     finest = tuple(int(s) for s in levels[0].shape[2:])
-    maps = []
-    for level in levels:
+    maps = [levels[0][:, :0]]
+    for level in levels if dense else []:
         if tuple(level.shape[2:]) != finest:
             level = F.interpolate(level, size=finest, mode="trilinear", align_corners=False)
         maps.append(level)
