@@ -74,8 +74,14 @@ def estimate_seconds(preset: Preset, device: str = "cpu") -> float:
     with threads(preset.probe_threads):
         forward()
         per_subject = _timed(forward)
-    trained = len([x for x in preset.methods if x != "scratch"])
-    pretrain = trained * len(preset.seeds) * preset.pretrain_volumes * per_train_volume
+    volumes = sum(
+        (preset.supervised_volumes or preset.pretrain_volumes)
+        if method == "supervised"
+        else preset.pretrain_volumes
+        for method in preset.methods
+        if method != "scratch"
+    )
+    pretrain = len(preset.seeds) * volumes * per_train_volume
     encoders = (len(preset.methods) + 1) * len(preset.seeds)
     dense_train = min(preset.probe_dense_train_subjects, preset.probe_train_subjects)
     dense_test = min(preset.probe_dense_test_subjects, preset.probe_test_subjects)

@@ -6,7 +6,7 @@ Four presets ship:
   about a minute on a 2-core CPU. It checks the pipeline end to end; its numbers mean
   nothing and its instrument check is not expected to pass.
 * ``quick``: every compared method and the controls, 5 seeds, 32^3 synthetic brains, frozen
-  probes on 320 downstream subjects; at most 15 minutes on 2 CPU cores. The README's table.
+  probes on 416 downstream subjects; at most 15 minutes on 2 CPU cores. The README's table.
 * ``standard``: the same at 48^3 with more subjects and a larger pretraining budget; at
   most 90 minutes on 2 CPU cores. Committed in ``benchmarks/results/benchmark_standard``.
 * ``full``: every method (the ``+topo`` combinations included), 48^3, larger backbone and
@@ -82,6 +82,8 @@ class Preset:
         pretrain_volumes: Pretraining budget of every method, in single-modality volumes
             passed through the trained encoder; a method's steps are this budget divided
             by its volumes per step (:meth:`PretrainMethod.volumes_per_step`).
+        supervised_volumes: Budget of the positive control (``None``: ``pretrain_volumes``);
+            at least ``pretrain_volumes``, so the control is never the weaker for budget.
         pretrain_batch_size: Subjects (TACO: subject pairs) per pretraining batch.
         crop_size: Edge of the pretraining views.
         pretrain_lr: Peak pretraining learning rate (the same for every method).
@@ -125,13 +127,14 @@ class Preset:
     synthetic_fov_mm: float = 176.0
     pretrain_subjects: int = 24
     pretrain_volumes: int = 1200
+    supervised_volumes: int | None = 2400
     pretrain_batch_size: int = 4
     crop_size: int = 16
     pretrain_lr: float = 1e-3
     topo_level: int = 1
     mask_patch: int = 4
     device_augment: bool = True
-    probe_train_subjects: int = 96
+    probe_train_subjects: int = 192
     probe_dense_train_subjects: int = 48
     probe_test_subjects: int = 224
     probe_dense_test_subjects: int = 40
@@ -174,6 +177,12 @@ class Preset:
         ):
             if int(getattr(self, key)) < 1:
                 raise PresetError(f"preset {self.name!r}: {key} must be at least 1")
+        if self.supervised_volumes is not None and self.supervised_volumes < self.pretrain_volumes:
+            raise PresetError(
+                f"preset {self.name!r}: supervised_volumes {self.supervised_volumes} is below "
+                f"pretrain_volumes {self.pretrain_volumes}: the positive control needs at least "
+                "the methods' budget"
+            )
         if self.probe_random_voxels < 0:
             raise PresetError(f"preset {self.name!r}: probe_random_voxels must be >= 0")
         if self.crop_size > self.synthetic_size:
@@ -207,6 +216,7 @@ PRESETS: dict[str, Preset] = {
         synthetic_fov_mm=220.0,
         pretrain_subjects=6,
         pretrain_volumes=16,
+        supervised_volumes=None,
         pretrain_batch_size=2,
         crop_size=16,
         probe_train_subjects=6,
@@ -226,7 +236,7 @@ PRESETS: dict[str, Preset] = {
         time_budget_s=900.0,
         description=(
             "every compared method and the controls, 5 seeds, 32^3 synthetic brains, frozen "
-            "probes on 320 subjects; at most 15 min on 2 CPU cores"
+            "probes on 416 subjects; at most 15 min on 2 CPU cores"
         ),
     ),
     "standard": Preset(
@@ -234,6 +244,7 @@ PRESETS: dict[str, Preset] = {
         synthetic_size=48,
         pretrain_subjects=48,
         pretrain_volumes=4800,
+        supervised_volumes=9600,
         crop_size=24,
         probe_train_subjects=180,
         probe_dense_train_subjects=60,
@@ -257,6 +268,7 @@ PRESETS: dict[str, Preset] = {
         synthetic_size=48,
         pretrain_subjects=64,
         pretrain_volumes=25600,
+        supervised_volumes=None,
         pretrain_batch_size=8,
         crop_size=32,
         topo_level=2,

@@ -3,8 +3,9 @@
 * ``scratch`` (negative control): the encoder initialised with the seed, not trained. Every
   method starts from exactly these weights (:func:`scratch_encoder`; tested).
 * ``supervised`` (positive control): :func:`~lightly_topo.methods.supervised.train_supervised`
-  on the pretraining subjects' voxel labels, from the scratch weights, with the budget of
-  the self-supervised methods; exported and loaded as they are.
+  on the pretraining subjects' voxel labels, from the scratch weights, with at least the
+  budget of the self-supervised methods (``supervised_volumes``); exported and loaded as
+  they are.
 * every self-supervised method: :func:`~lightly_topo.methods.train.pretrain` on the same
   pretraining subjects, for ``pretrain_volumes`` single-modality volumes
   (:func:`method_steps`).
@@ -56,9 +57,13 @@ def volumes_per_step(preset: Preset, method: str, num_modalities: int) -> int:
 
 
 def method_steps(preset: Preset, method: str, num_modalities: int) -> int:
-    """Optimiser steps that spend ``pretrain_volumes`` (at least one step)."""
+    """Optimiser steps that spend the method's budget (``pretrain_volumes``, or
+    ``supervised_volumes`` for the positive control; at least one step)."""
     per_step = volumes_per_step(preset, method, num_modalities)
-    return max(1, math.ceil(preset.pretrain_volumes / per_step))
+    budget = preset.pretrain_volumes
+    if method == "supervised" and preset.supervised_volumes is not None:
+        budget = preset.supervised_volumes
+    return max(1, math.ceil(budget / per_step))
 
 
 def pretrain_layer(

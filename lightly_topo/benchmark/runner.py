@@ -298,12 +298,16 @@ def _run(
 
 def design_statement(preset: Preset, probes: ProbeSet, brains: Any) -> str:
     """One paragraph on which subjects were used for what (written into the report)."""
+    from lightly_topo.benchmark.pretraining import SUPERVISED_LR
+
     return (
         f"Pretraining: {len(brains)} synthetic brains of {preset.synthetic_size}^3 (seed "
         f"{brains.seed}), the same for every method and seed; no downstream subject is seen in "
         f"pretraining. Every method gets {preset.pretrain_volumes} encoded single-modality "
         f"volumes ({preset.crop_size}^3 views, batch {preset.pretrain_batch_size}, AdamW lr "
-        f"{preset.pretrain_lr}, no learning-rate sweep). Downstream: {probes.description}; "
+        f"{preset.pretrain_lr}, no learning-rate sweep); the positive control "
+        f"{preset.supervised_volumes or preset.pretrain_volumes} volumes at lr "
+        f"{SUPERVISED_LR}. Downstream: {probes.description}; "
         f"dense probes fitted on voxels of the first "
         f"{min(preset.probe_dense_train_subjects, len(probes.train))} fitting subjects and "
         f"scored on the first {min(preset.probe_dense_test_subjects, len(probes.test))} test "

@@ -32,6 +32,8 @@ def test_overrides_and_bad_values() -> None:
         get_preset("quick", methods=("scratch", "simsiam"))
     with pytest.raises(PresetError, match="probe_threads must be at least 1"):
         get_preset("quick", probe_threads=0)
+    with pytest.raises(PresetError, match="needs at least the methods' budget"):
+        get_preset("quick", supervised_volumes=10)
     with pytest.raises(PresetError, match="KEY=VALUE"):
         parse_override("pretrain_volumes")
 
