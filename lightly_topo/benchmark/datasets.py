@@ -18,7 +18,7 @@ sides are balanced to within a cycle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -71,7 +71,6 @@ class ProbeSet:
     description: str
     headline_classes: tuple[int, ...] = ()
     lesion_class: int | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def synthetic_brains(preset: Preset, n: int, seed: int, id_prefix: str) -> Any:

@@ -21,7 +21,6 @@ predictions. The record keeps per-subject values, so the report can resample sub
 
 from __future__ import annotations
 
-import itertools
 import math
 import time
 from typing import Any
@@ -51,14 +50,6 @@ def draw_voxels(target: Tensor, per_class: int, uniform: int, generator: torch.G
     )
 
 
-def modality_subsets(names: tuple[str, ...]) -> list[tuple[str, ...]]:
-    """Every non-empty subset of the modalities, the full set first, then by size."""
-    subsets = [
-        combo for size in range(len(names), 0, -1) for combo in itertools.combinations(names, size)
-    ]
-    return subsets
-
-
 def _plain(values: Tensor) -> list[float | None]:
     return [None if math.isnan(v) else float(v) for v in values.tolist()]
 
@@ -83,6 +74,7 @@ def run_probes(encoder: Any, probes: ProbeSet, seed: int, preset: Preset) -> dic
     """Fit and score every probe for one encoder; returns the record's ``result``."""
     from lightly_topo.eval.features import encode, fuse, sample_voxels
     from lightly_topo.eval.metrics import presence_dice
+    from lightly_topo.eval.missing_modality import modality_subsets, subset_name
     from lightly_topo.eval.probes import fit_dense_probe, fit_subject_probes, predict
 
     start = time.perf_counter()
@@ -135,7 +127,7 @@ def run_probes(encoder: Any, probes: ProbeSet, seed: int, preset: Preset) -> dic
         layout: {"dice": [], "false_positive_ml": []} for layout in dense
     }
     subset_scores: dict[str, dict[str, list[Any]]] = {
-        "+".join(s): {"headline": [], "lesion": []} for s in subsets
+        subset_name(s): {"headline": [], "lesion": []} for s in subsets
     }
     pooled_test, dense_test = [], []
     for n, j in enumerate(probes.test):
@@ -161,7 +153,7 @@ def run_probes(encoder: Any, probes: ProbeSet, seed: int, preset: Preset) -> dic
             full = dice
         for subset in subsets:
             kept = torch.tensor([m in subset for m in probes.modality_names]) & mask
-            row = subset_scores["+".join(subset)]
+            row = subset_scores[subset_name(subset)]
             if int(kept.sum()) < len(subset):
                 row["headline"].append(None)
                 row["lesion"].append(None)

@@ -88,6 +88,13 @@ def chance_levels(table: ScoreTable) -> dict[str, float]:
     return levels
 
 
+def _against(row: dict[str, Any]) -> str:
+    """``scratch`` or ``mae (best instance-level baseline)``."""
+    if row["against"] == row["baseline"]:
+        return str(row["baseline"])
+    return f"{row['baseline']} ({row['against']})"
+
+
 def verdict_lines(comparisons: Sequence[dict[str, Any]], check: dict[str, Any]) -> list[str]:
     """Plain-language verdicts of the topology methods."""
     if not check["passed"]:
@@ -101,12 +108,12 @@ def verdict_lines(comparisons: Sequence[dict[str, Any]], check: dict[str, Any]) 
     lines = []
     for row in wins:
         lines.append(
-            f"- **{row['method']} beats {row['baseline']}** ({row['against']}) on "
+            f"- **{row['method']} beats {_against(row)}** on "
             f"{headers[row['column']]}: {_fmt_diff(row)}."
         )
     for row in losses:
         lines.append(
-            f"- {row['method']} is worse than {row['baseline']} ({row['against']}) on "
+            f"- {row['method']} is worse than {_against(row)} on "
             f"{headers[row['column']]}: {_fmt_diff(row)}."
         )
     undecided = len(comparisons) - len(wins) - len(losses)
@@ -193,7 +200,7 @@ def markdown(
         headers = {c.key: c.header for c in HEADLINE}
         for row in comparisons:
             lines.append(
-                f"| {row['method']} | {row['baseline']} ({row['against']}) | "
+                f"| {row['method']} | {_against(row)} | "
                 f"{headers[row['column']]} | {_fmt_diff(row)} | {row['verdict']} |"
             )
     else:
