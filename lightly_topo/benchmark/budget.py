@@ -12,7 +12,9 @@ and a run whose estimate exceeds its budget by more than that is refused.
 from __future__ import annotations
 
 import time
+from typing import Any
 
+import numpy as np
 import torch
 
 from lightly_topo.benchmark.presets import Preset
@@ -48,8 +50,9 @@ def _timed(step: object, repeats: int = 3) -> float:
     return best
 
 
-def estimate_seconds(preset: Preset, device: str = "cpu") -> float:
-    """Estimated wall time of a full run of ``preset`` (no record reused)."""
+def estimate_seconds(preset: Preset, device: str = "cpu", probes: Any = None) -> float:
+    """Estimated wall time of a full run of ``preset`` (no record reused); with a real
+    :class:`~lightly_topo.benchmark.datasets.ProbeSet` ``probes``, of a run on its folds."""
     from lightly_topo.benchmark.runner import threads
     from lightly_topo.models import build_backbone
 
@@ -57,9 +60,14 @@ def estimate_seconds(preset: Preset, device: str = "cpu") -> float:
         torch.manual_seed(0)
         backbone = build_backbone(preset.backbone, in_channels=1, **dict(preset.backbone_kwargs))
     backbone.to(device)
-    m = len(preset.modalities)
+    m = len(preset.modalities) if probes is None else len(probes.modality_names)
+    shape = (
+        (preset.synthetic_size,) * 3
+        if probes is None
+        else tuple(int(s) for s in np.median([img.shape[1:] for img in probes.images], axis=0))
+    )
     crop = torch.randn(preset.pretrain_batch_size * m, 1, *(preset.crop_size,) * 3, device=device)
-    full = torch.randn(m, 1, *(preset.synthetic_size,) * 3, device=device)
+    full = torch.randn(m, 1, *shape, device=device)
 
     def train_step() -> None:
         backbone.zero_grad()
@@ -81,18 +89,21 @@ def estimate_seconds(preset: Preset, device: str = "cpu") -> float:
         for method in preset.methods
         if method != "scratch"
     )
-    pretrain = len(preset.seeds) * volumes * per_train_volume
-    encoders = (len(preset.methods) + 1) * len(preset.seeds)
-    dense_train = min(preset.probe_dense_train_subjects, preset.probe_train_subjects)
-    dense_test = min(preset.probe_dense_test_subjects, preset.probe_test_subjects)
-    pooled = preset.probe_train_subjects + preset.probe_test_subjects - dense_train - dense_test
+    folds = 1 if probes is None else len(probes.splits())
+    n_train = preset.probe_train_subjects if probes is None else len(probes.splits()[0][0])
+    n_test = preset.probe_test_subjects if probes is None else len(probes.splits()[0][1])
+    pretrain = folds * len(preset.seeds) * volumes * per_train_volume
+    encoders = folds * (len(preset.methods) + 1) * len(preset.seeds)
+    dense_train = min(preset.probe_dense_train_subjects, n_train)
+    dense_test = min(preset.probe_dense_test_subjects, n_test)
+    pooled = n_train + n_test - dense_train - dense_test
     per_encoder = PROBE_FIT_S + per_subject * (
         dense_test * DENSE_TEST_OVERHEAD
         + dense_train * DENSE_TRAIN_OVERHEAD
         + pooled * POOLED_OVERHEAD
     )
     subjects = preset.probe_train_subjects + preset.probe_test_subjects + preset.pretrain_subjects
-    generate = subjects * SUBJECT_32_S * (preset.synthetic_size / 32) ** 3
+    generate = subjects * SUBJECT_32_S * (preset.synthetic_size / 32) ** 3 if probes is None else 0
     return START_S + generate + PRETRAIN_OVERHEAD * pretrain + encoders * per_encoder
 
 
@@ -100,13 +111,16 @@ def estimate_seconds(preset: Preset, device: str = "cpu") -> float:
 TOLERANCE = 1.3
 
 
-def check_budget(preset: Preset, device: str = "cpu") -> float:
+def check_budget(preset: Preset, device: str = "cpu", probes: Any = None) -> float:
     """The estimate; raises :class:`BudgetError` if it exceeds ``preset.time_budget_s`` by
-    more than the estimate's error (:data:`TOLERANCE`), logs a warning if it exceeds it."""
+    more than the estimate's error (:data:`TOLERANCE`), logs a warning if it exceeds it. On a
+    real set (``probes``) the budget is per fold (each fold pretrains every method)."""
     import logging
 
-    estimate = estimate_seconds(preset, device)
+    estimate = estimate_seconds(preset, device, probes)
     budget = preset.time_budget_s
+    if budget is not None and probes is not None:
+        budget *= len(probes.splits())
     if budget is not None and budget < estimate <= TOLERANCE * budget:
         logging.getLogger("lightly_topo.benchmark").warning(
             "preset %r: estimated %.0f s, above its budget of %.0f s but within the estimate's "

@@ -18,6 +18,7 @@ sides are balanced to within a cycle.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,9 +45,10 @@ class ProbeSet:
 
     Attributes:
         subject_ids: One id per subject.
-        images: float32 ``(N, M, D, H, W)``.
+        images: float32 ``(N, M, D, H, W)``, or one ``(M, D, H, W)`` per subject where
+            their shapes differ (real data).
         masks: bool ``(N, M)`` availability.
-        targets: int64 ``(N, D, H, W)`` voxel classes.
+        targets: int64 ``(N, D, H, W)`` voxel classes (or one ``(D, H, W)`` per subject).
         class_names: Name of every voxel class (index = class id).
         labels: Subject label name -> one value per subject (``None``: unlabelled).
         train: Indices of the probe-fitting subjects.
@@ -56,12 +58,16 @@ class ProbeSet:
         description: One line on what the subjects are.
         headline_classes: Classes whose mean Dice is the parcellation headline.
         lesion_class: Class id of the lesion class (``None``: no lesion class).
+        headline_name: What the headline classes are (column headers).
+        folds: ``(fit, test)`` subject indices of every cross-validation fold (real data);
+            ``None``: the one split ``(train, test)``.
+        grid: The voxel grid of a real set (:class:`~lightly_topo.benchmark.real_data.Grid`).
     """
 
     subject_ids: list[str]
-    images: Tensor
+    images: Tensor | list[Tensor]
     masks: Tensor
-    targets: Tensor
+    targets: Tensor | list[Tensor]
     class_names: tuple[str, ...]
     labels: dict[str, list[Any]]
     train: list[int]
@@ -71,6 +77,20 @@ class ProbeSet:
     description: str
     headline_classes: tuple[int, ...] = ()
     lesion_class: int | None = None
+    headline_name: str = "Deep grey nuclei"
+    folds: list[tuple[list[int], list[int]]] | None = None
+    grid: Any = None
+
+    def splits(self) -> list[tuple[list[int], list[int]]]:
+        """Every ``(fit, test)`` split the probes run on."""
+        return self.folds if self.folds is not None else [(self.train, self.test)]
+
+    def split(self, fold: int | None) -> ProbeSet:
+        """This set with the fit and test subjects of ``fold`` (``None``: unchanged)."""
+        if fold is None:
+            return self
+        train, test = self.splits()[fold]
+        return dataclasses.replace(self, train=train, test=test)
 
 
 def synthetic_brains(preset: Preset, n: int, seed: int, id_prefix: str) -> Any:

@@ -48,7 +48,7 @@ def plot_headline(path: Path, table: ScoreTable) -> Path:
             ax.bar(i, s.point, color=colors[method], yerr=err, capsize=3)
         ax.set_xticks(range(len(table.methods)))
         ax.set_xticklabels(table.methods, rotation=60, ha="right", fontsize=8)
-        ax.set_title(column.header, fontsize=9)
+        ax.set_title(table.header(column), fontsize=9)
         ax.set_ylim(0, 1)
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("Frozen-encoder probes: mean and 95% two-way bootstrap interval", fontsize=10)

@@ -104,7 +104,14 @@ class Preset:
             presets. A fixed count makes the numbers independent of the machine's default.
         probe_threads: Torch CPU threads while probing (voxel-wise interpolation and
             argmax, which two threads run 1.7 times faster); ``None`` leaves them.
-        time_budget_s: The run's wall-time budget. The run is estimated before it starts
+        real_folds: Cross-validation folds on a real data set (``--data``); per fold every
+            method pretrains on the training folds, so a real run costs about this many
+            synthetic runs' pretraining.
+        real_max_size: Voxels per axis (median subject) a real set is coarsened to, at most
+            (per-axis whole factors of the header spacing).
+        subject_label: Subject label probed on a real set (``None``: the reader's default,
+            :data:`~lightly_topo.benchmark.real_data.READER_TASKS`).
+        time_budget_s: The run's wall-time budget (on a real set, per fold). The run is estimated before it starts
             (from a timed step of the backbone) and refused if the estimate exceeds it.
             ``None``: no limit.
         device: ``"auto"`` (CUDA when available), ``"cpu"`` or ``"cuda"``.
@@ -142,6 +149,9 @@ class Preset:
     probe_random_voxels: int = 256
     cpu_threads: int | None = 1
     probe_threads: int | None = 2
+    real_folds: int = 3
+    real_max_size: int = 48
+    subject_label: str | None = None
     time_budget_s: float | None = None
     device: str = "auto"
     description: str = ""
@@ -182,6 +192,13 @@ class Preset:
                 f"preset {self.name!r}: supervised_volumes {self.supervised_volumes} is below "
                 f"pretrain_volumes {self.pretrain_volumes}: the positive control needs at least "
                 "the methods' budget"
+            )
+        if self.real_folds < 2:
+            raise PresetError(f"preset {self.name!r}: real_folds must be at least 2")
+        if self.real_max_size < self.crop_size:
+            raise PresetError(
+                f"preset {self.name!r}: real_max_size {self.real_max_size} is below crop_size "
+                f"{self.crop_size}"
             )
         if self.probe_random_voxels < 0:
             raise PresetError(f"preset {self.name!r}: probe_random_voxels must be >= 0")

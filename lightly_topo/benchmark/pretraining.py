@@ -67,9 +67,18 @@ def method_steps(preset: Preset, method: str, num_modalities: int) -> int:
 
 
 def pretrain_layer(
-    preset: Preset, method: str, seed: int, out: Path, modalities: Sequence[str], device: str
+    preset: Preset,
+    method: str,
+    seed: int,
+    out: Path,
+    modalities: Sequence[str],
+    device: str,
+    same_shape: bool = True,
 ) -> dict[str, Any]:
-    """The :func:`~lightly_topo.methods.config.build_config` layer of one pretraining."""
+    """The :func:`~lightly_topo.methods.config.build_config` layer of one pretraining.
+
+    Subjects of different shapes (``same_shape=False``, real data) cannot be batched before
+    their views are cut, so their views are made per subject (no device augmentation)."""
     steps = method_steps(preset, method, len(modalities))
     return {
         "method": method,
@@ -100,24 +109,36 @@ def pretrain_layer(
             "checkpoint_every": steps,
             "log_every": steps,
             "progress": False,
-            "device_augment": preset.device_augment,
+            "device_augment": preset.device_augment and same_shape,
         },
     }
 
 
+def run_dir_name(method: str, seed: int, fold: int | None = None) -> str:
+    """Folder of one pretraining under ``OUT/pretrain``, e.g. ``simclr_topo_s0_f1``."""
+    return f"{method.replace('+', '_')}_s{seed}" + ("" if fold is None else f"_f{fold}")
+
+
 def run_pretrain(
-    preset: Preset, method: str, seed: int, out: Path, table: Any, device: str
+    preset: Preset,
+    method: str,
+    seed: int,
+    out: Path,
+    table: Any,
+    device: str,
+    fold: int | None = None,
 ) -> dict[str, Any]:
-    """Pretrain one self-supervised (method, seed); returns the record (``status`` ``ok`` or
-    ``failed``)."""
+    """Pretrain one self-supervised (method, seed, fold); returns the record (``status``
+    ``ok`` or ``failed``)."""
     from lightly_topo.methods import NonFiniteLossError, build_config
     from lightly_topo.methods.train import pretrain
 
-    run_dir = out / "pretrain" / f"{method.replace('+', '_')}_s{seed}"
-    layer = pretrain_layer(preset, method, seed, run_dir, table.modality_names, device)
+    run_dir = out / "pretrain" / run_dir_name(method, seed, fold)
+    same_shape = getattr(table.dataset, "same_shape", True)
+    layer = pretrain_layer(preset, method, seed, run_dir, table.modality_names, device, same_shape)
     config = build_config(layer)
     start, cpu = time.perf_counter(), time.process_time()
-    record: dict[str, Any] = {"kind": "pretrain", "method": method, "seed": seed}
+    record: dict[str, Any] = {"kind": "pretrain", "method": method, "seed": seed, "fold": fold}
     try:
         with _quiet_lightning():
             result = pretrain(config, table=table, logger=False)
@@ -147,15 +168,17 @@ def run_supervised(
     preset: Preset,
     seed: int,
     out: Path,
-    images: torch.Tensor,
-    labels: torch.Tensor,
+    images: torch.Tensor | Sequence[torch.Tensor],
+    labels: torch.Tensor | Sequence[torch.Tensor],
     num_classes: int,
     modalities: Sequence[str],
     spacing: float,
     device: str,
     described: str,
+    fold: int | None = None,
+    masks: torch.Tensor | None = None,
 ) -> dict[str, Any]:
-    """Train and export the positive control of one seed; returns its record."""
+    """Train and export the positive control of one seed (and fold); returns its record."""
     from lightly_topo.checkpoint import save_pretrained
     from lightly_topo.methods.supervised import train_supervised
 
@@ -166,6 +189,7 @@ def run_supervised(
         encoder,
         images,
         labels,
+        masks=masks,
         num_classes=num_classes,
         steps=steps,
         batch_size=preset.pretrain_batch_size,
@@ -173,7 +197,7 @@ def run_supervised(
         lr=SUPERVISED_LR,
         seed=seed,
     )
-    path = out / "pretrain" / f"supervised_s{seed}" / "encoder" / "encoder.pt"
+    path = out / "pretrain" / run_dir_name("supervised", seed, fold) / "encoder" / "encoder.pt"
     save_pretrained(
         encoder,
         path,
@@ -183,12 +207,13 @@ def run_supervised(
         spacing=spacing,
         normalization="zscore_foreground",
         training_steps=steps,
-        extra={"labels": "parcellation + lesion voxel classes of the pretraining subjects"},
+        extra={"labels": described},
     )
     return {
         "kind": "pretrain",
         "method": "supervised",
         "seed": seed,
+        "fold": fold,
         "status": "ok",
         "encoder": str(path.relative_to(out)),
         "steps": steps,

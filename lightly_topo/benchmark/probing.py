@@ -85,7 +85,7 @@ def run_probes(encoder: Any, probes: ProbeSet, seed: int, preset: Preset) -> dic
     pooled_train = []
     for n, i in enumerate(probes.train):
         fits_dense = n < preset.probe_dense_train_subjects
-        encoded = encode(encoder, probes.images[i : i + 1], probes.masks[i : i + 1], fits_dense)
+        encoded = encode(encoder, probes.images[i][None], probes.masks[i : i + 1], fits_dense)
         pooled_train.append(encoded.pooled)
         if not fits_dense:
             continue
@@ -132,7 +132,7 @@ def run_probes(encoder: Any, probes: ProbeSet, seed: int, preset: Preset) -> dic
     pooled_test, dense_test = [], []
     for n, j in enumerate(probes.test):
         scored_dense = n < preset.probe_dense_test_subjects
-        encoded = encode(encoder, probes.images[j : j + 1], probes.masks[j : j + 1], scored_dense)
+        encoded = encode(encoder, probes.images[j][None], probes.masks[j : j + 1], scored_dense)
         target = probes.targets[j]
         mask = probes.masks[j]
         pooled_test.append(encoded.pooled)
@@ -185,6 +185,7 @@ def run_probes(encoder: Any, probes: ProbeSet, seed: int, preset: Preset) -> dic
         "dense_test_subjects": [probes.subject_ids[j] for j in dense_test],
         "class_names": list(probes.class_names),
         "headline_classes": list(probes.headline_classes),
+        "headline_name": probes.headline_name,
         "lesion_class": probes.lesion_class,
         "dense": scores,
         "subsets": subset_scores,

@@ -59,6 +59,8 @@ def settings_fingerprint(preset: Preset, data: str | None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def record_name(kind: str, method: str, seed: int) -> str:
-    """File name of a record, e.g. ``pretrain__simclr_topo__s0.json``."""
-    return f"{kind}__{method.replace('+', '_')}__s{seed}.json"
+def record_name(kind: str, method: str, seed: int, fold: int | None = None) -> str:
+    """File name of a record, e.g. ``pretrain__simclr_topo__s0.json`` (``...__s0__f1.json``
+    for fold 1 of a real set)."""
+    suffix = "" if fold is None else f"__f{fold}"
+    return f"{kind}__{method.replace('+', '_')}__s{seed}{suffix}.json"

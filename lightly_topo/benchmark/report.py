@@ -58,7 +58,7 @@ def _fmt_diff(row: dict[str, Any], digits: int = 3) -> str:
 def _table(table: ScoreTable, columns: Sequence[Column], notes: bool = True) -> list[str]:
     lines = [
         "| method | "
-        + " | ".join(c.header + (" ↑" if c.higher_is_better else " ↓") for c in columns)
+        + " | ".join(table.header(c) + (" ↑" if c.higher_is_better else " ↓") for c in columns)
         + " |",
         "|---|" + "---|" * len(columns),
     ]
@@ -95,14 +95,16 @@ def _against(row: dict[str, Any]) -> str:
     return f"{row['baseline']} ({row['against']})"
 
 
-def verdict_lines(comparisons: Sequence[dict[str, Any]], check: dict[str, Any]) -> list[str]:
+def verdict_lines(
+    comparisons: Sequence[dict[str, Any]], check: dict[str, Any], table: ScoreTable
+) -> list[str]:
     """Plain-language verdicts of the topology methods."""
     if not check["passed"]:
         return [
             "No verdict: the instrument check failed, so differences between methods in this "
             "run are not evidence either way."
         ]
-    headers = {c.key: c.header for c in HEADLINE}
+    headers = {c.key: table.header(c) for c in HEADLINE}
     wins = [r for r in comparisons if r["verdict"] == "wins"]
     losses = [r for r in comparisons if r["verdict"] == "loses"]
     lines = []
@@ -156,7 +158,7 @@ def markdown(
         )
     for row in check["columns"]:
         lines.append(
-            f"- supervised − scratch, {next(c.header for c in HEADLINE if c.key == row['column'])}: "
+            f"- supervised − scratch, {table.header(next(c for c in HEADLINE if c.key == row['column']))}: "
             f"{_fmt_diff(row)} ({row['verdict']})"
         )
     machine = meta.get("machine", {})
@@ -197,7 +199,7 @@ def markdown(
             "| method | against | column | difference [95% CI] | verdict |",
             "|---|---|---|---|---|",
         ]
-        headers = {c.key: c.header for c in HEADLINE}
+        headers = {c.key: table.header(c) for c in HEADLINE}
         for row in comparisons:
             lines.append(
                 f"| {row['method']} | {_against(row)} | "
@@ -205,7 +207,7 @@ def markdown(
             )
     else:
         lines.append("No topology method in this run.")
-    lines += ["", "## Verdict", "", *verdict_lines(comparisons, check)]
+    lines += ["", "## Verdict", "", *verdict_lines(comparisons, check, table)]
     label_columns = table.label_columns()
     lines += ["", "## Secondary columns", "", *_table(table, SECONDARY, notes=False), ""]
     lines += [
@@ -214,7 +216,7 @@ def markdown(
         "",
     ]
     for row in control_line(table, SECONDARY):
-        header = next(c.header for c in SECONDARY if c.key == row["column"])
+        header = table.header(next(c for c in SECONDARY if c.key == row["column"]))
         lines.append(f"- {header}: {_fmt_diff(row)} ({row['verdict']})")
     if label_columns:
         lines += [
@@ -292,8 +294,8 @@ def _subsets(table: ScoreTable) -> list[str]:
         return ["No probe results."]
     subsets = list(table.results[table.methods[0]][table.seeds[0]]["subsets"])
     lines = [
-        "Deep grey Dice / lesion Dice per subset kept at test time (n: subjects that have every "
-        "modality of the subset).",
+        f"{table.header(HEADLINE[1]).split(' Dice')[0]} Dice / lesion Dice per subset kept "
+        "at test time (n: subjects that have every modality of the subset).",
         "",
         "| method | " + " | ".join(subsets) + " |",
         "|---|" + "---|" * len(subsets),

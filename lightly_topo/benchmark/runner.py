@@ -138,11 +138,15 @@ def run_benchmark(
 def _probe_set(preset: Preset, data: str | None) -> ProbeSet:
     if data is None:
         return synthetic_probe_set(preset)
-    raise BenchmarkError(
-        f"--data {data}: real data sets are not yet supported by the probe protocol of this "
-        "version; run the benchmark on the synthetic brains (leave --data out), or evaluate "
-        "a pretrained checkpoint on real data with `lightly-topo finetune`"
-    )
+    from lightly_topo.benchmark.real_data import RealDataError, real_probe_set
+    from lightly_topo.data.errors import DataError
+
+    try:
+        return real_probe_set(preset, data)
+    except (RealDataError, DataError) as error:
+        raise BenchmarkError(
+            f"--data {data}: {error}" if str(data) not in str(error) else str(error)
+        ) from error
 
 
 class _Run:
@@ -153,15 +157,21 @@ class _Run:
     ) -> None:
         self.preset, self.out, self.say = preset, out, say
         self.device = resolve_device(preset)
+        self.real = data is not None
         self.probes = _probe_set(preset, data)
         self.modalities = self.probes.modality_names
         self.fingerprint = settings_fingerprint(preset, data)
         self.runs = out / "runs"
         self.records: list[dict[str, Any]] = []
         self.reused = 0
-        self.brains = pretraining_brains(preset)
-        self._table: Any = None
+        self.brains = None if self.real else pretraining_brains(preset)
+        self._tables: dict[int | None, Any] = {}
         self._labelled: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    @property
+    def folds(self) -> list[int | None]:
+        """The folds of the run: ``[None]`` on the synthetic brains (one split)."""
+        return list(range(len(self.probes.splits()))) if self.real else [None]
 
     def cached(self, name: str, make: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         """The record ``name`` from disk if it was made with these settings, else made,
@@ -184,22 +194,56 @@ class _Run:
         self.records.append(record)
         return record
 
-    def pretrain(self, method: str, seed: int) -> dict[str, Any]:
+    def pretrain(self, method: str, seed: int, fold: int | None) -> dict[str, Any]:
         return self.cached(
-            record_name("pretrain", method, seed), lambda: self._pretrain(method, seed)
+            record_name("pretrain", method, seed, fold),
+            lambda: self._pretrain(method, seed, fold),
         )
 
-    def _pretrain(self, method: str, seed: int) -> dict[str, Any]:
+    def _table(self, fold: int | None) -> Any:
+        if fold not in self._tables:
+            if self.real:
+                from lightly_topo.benchmark.real_data import fold_table
+
+                self._tables[fold] = fold_table(self.probes, self.probes.splits()[fold or 0][0])
+            else:
+                self._tables[fold] = pretraining_table(self.brains)
+        return self._tables[fold]
+
+    def _supervised_data(self, fold: int | None) -> tuple[Any, Any, Any, str, float]:
+        """Images, voxel labels, availability, description and spacing of the positive
+        control's training subjects (a fold's training subjects on a real set)."""
+        if fold is not None:
+            train = self.probes.splits()[fold][0]
+            grid = self.probes.grid
+            return (
+                [self.probes.images[i] for i in train],
+                [self.probes.targets[i] for i in train],
+                self.probes.masks[train],
+                f"voxel labels of the {len(train)} training subjects of fold {fold}",
+                float(min(grid.spacing)) if grid is not None else 1.0,
+            )
+        if self._labelled is None:
+            self._labelled = labelled_volumes(self.brains)
+        images, labels = self._labelled
+        return (
+            images,
+            labels,
+            None,
+            f"{len(self.brains)} synthetic pretraining brains with their voxel labels "  # type: ignore[arg-type]
+            "(parcellation + lesion)",
+            self.preset.synthetic_fov_mm / self.preset.synthetic_size,
+        )
+
+    def _pretrain(self, method: str, seed: int, fold: int | None) -> dict[str, Any]:
         from lightly_topo.benchmark.pretraining import run_pretrain, run_supervised
 
         seed_everything(seed)
         if method != "supervised":
-            if self._table is None:
-                self._table = pretraining_table(self.brains)
-            return run_pretrain(self.preset, method, seed, self.out, self._table, self.device)
-        if self._labelled is None:
-            self._labelled = labelled_volumes(self.brains)
-        images, labels = self._labelled
+            return run_pretrain(
+                self.preset, method, seed, self.out, self._table(fold), self.device, fold
+            )
+        images, labels, masks, described, spacing = self._supervised_data(fold)
         return run_supervised(
             self.preset,
             seed,
@@ -208,17 +252,24 @@ class _Run:
             labels,
             len(self.probes.class_names),
             self.modalities,
-            self.preset.synthetic_fov_mm / self.preset.synthetic_size,
+            spacing,
             self.device,
-            f"{len(self.brains)} synthetic pretraining brains with their voxel labels",
+            described,
+            fold,
+            masks,
         )
 
-    def probe(self, method: str, seed: int, encoder: Path | str | None) -> None:
+    def probe(self, method: str, seed: int, fold: int | None, encoder: Path | str | None) -> None:
         """Probe the encoder at ``encoder`` (a checkpoint), ``None`` (the seed's scratch
-        weights) or :data:`INTENSITY` (the raw-intensity floor)."""
-        self.cached(record_name("probes", method, seed), lambda: self._probe(method, seed, encoder))
+        weights) or :data:`INTENSITY` (the raw-intensity floor) on ``fold``."""
+        self.cached(
+            record_name("probes", method, seed, fold),
+            lambda: self._probe(method, seed, fold, encoder),
+        )
 
-    def _probe(self, method: str, seed: int, encoder: Path | str | None) -> dict[str, Any]:
+    def _probe(
+        self, method: str, seed: int, fold: int | None, encoder: Path | str | None
+    ) -> dict[str, Any]:
         from lightly_topo.benchmark.pretraining import scratch_encoder
         from lightly_topo.benchmark.probing import run_probes
         from lightly_topo.eval.features import IntensityEncoder
@@ -233,11 +284,12 @@ class _Run:
             model = load_encoder(encoder, self.modalities, map_location="cpu").eval()
         start, cpu = time.perf_counter(), time.process_time()
         with threads(self.preset.probe_threads):
-            result = run_probes(model, self.probes, seed, self.preset)
+            result = run_probes(model, self.probes.split(fold), seed, self.preset)
         return {
             "kind": "probes",
             "method": method,
             "seed": seed,
+            "fold": fold,
             "status": "ok",
             "wall_s": time.perf_counter() - start,
             "cpu_s": time.process_time() - cpu,
@@ -260,19 +312,20 @@ def _run(
     say = progress or logger.info
     out = Path(out).expanduser()
     data_str = None if data is None else str(Path(data).expanduser())
-    estimate = check_budget(preset, resolve_device(preset))
-    say(f"estimated wall time {estimate:.0f} s (budget {preset.time_budget_s or 'none'})")
     run = _Run(preset, out, data_str, say)
+    estimate = check_budget(preset, run.device, run.probes if run.real else None)
+    say(f"estimated wall time {estimate:.0f} s (budget {_budget(preset, run)})")
     run.runs.mkdir(parents=True, exist_ok=True)
     for seed in preset.seeds:
-        run.probe(INTENSITY, seed, INTENSITY)
-        for method in preset.methods:
-            if method == "scratch":
-                run.probe(method, seed, None)
-                continue
-            record = run.pretrain(method, seed)
-            if record.get("status") == "ok":
-                run.probe(method, seed, out / record["encoder"])
+        for fold in run.folds:
+            run.probe(INTENSITY, seed, fold, INTENSITY)
+            for method in preset.methods:
+                if method == "scratch":
+                    run.probe(method, seed, fold, None)
+                    continue
+                record = run.pretrain(method, seed, fold)
+                if record.get("status") == "ok":
+                    run.probe(method, seed, fold, out / record["encoder"])
     wall = time.perf_counter() - started
     meta = provenance(command)
     meta.update(
@@ -296,22 +349,47 @@ def _run(
     )
 
 
+def _budget(preset: Preset, run: _Run) -> str:
+    if preset.time_budget_s is None:
+        return "none"
+    if run.real:
+        return (
+            f"{preset.time_budget_s * len(run.folds):.0f} s: {preset.time_budget_s:.0f} s per fold"
+        )
+    return f"{preset.time_budget_s:.0f} s"
+
+
 def design_statement(preset: Preset, probes: ProbeSet, brains: Any) -> str:
     """One paragraph on which subjects were used for what (written into the report)."""
     from lightly_topo.benchmark.pretraining import SUPERVISED_LR
 
+    budget = (
+        f"Every method gets {preset.pretrain_volumes} encoded single-modality volumes "
+        f"({preset.crop_size}^3 views, batch {preset.pretrain_batch_size}, AdamW lr "
+        f"{preset.pretrain_lr}, no learning-rate sweep); the positive control "
+        f"{preset.supervised_volumes or preset.pretrain_volumes} volumes at lr "
+        f"{SUPERVISED_LR}."
+    )
+    encoders = "Encoders are frozen."
+    if brains is None:
+        return (
+            f"Real data: {probes.description}. Per fold, every method pretrains on the "
+            "images of the fold's training subjects only (no labels; the positive control on "
+            f"their voxel labels), and the probes are fitted on the same subjects; subjects "
+            f"keep their own shapes, so views are cut per subject (no batched device "
+            f"augmentation). {budget} "
+            f"Dense probes fitted on voxels of up to {preset.probe_dense_train_subjects} "
+            f"training subjects per fold and scored on up to "
+            f"{preset.probe_dense_test_subjects} test subjects per fold. {encoders}"
+        )
     return (
         f"Pretraining: {len(brains)} synthetic brains of {preset.synthetic_size}^3 (seed "
         f"{brains.seed}), the same for every method and seed; no downstream subject is seen in "
-        f"pretraining. Every method gets {preset.pretrain_volumes} encoded single-modality "
-        f"volumes ({preset.crop_size}^3 views, batch {preset.pretrain_batch_size}, AdamW lr "
-        f"{preset.pretrain_lr}, no learning-rate sweep); the positive control "
-        f"{preset.supervised_volumes or preset.pretrain_volumes} volumes at lr "
-        f"{SUPERVISED_LR}. Downstream: {probes.description}; "
+        f"pretraining. {budget} Downstream: {probes.description}; "
         f"dense probes fitted on voxels of the first "
         f"{min(preset.probe_dense_train_subjects, len(probes.train))} fitting subjects and "
         f"scored on the first {min(preset.probe_dense_test_subjects, len(probes.test))} test "
-        "subjects, subject-label probes fitted and scored on all. Encoders are frozen."
+        f"subjects, subject-label probes fitted and scored on all. {encoders}"
     )
 
 
@@ -320,7 +398,8 @@ def _line(record: dict[str, Any]) -> str:
     status = record.get("status", "ok")
     wall = record.get("wall_s")
     timing = f" in {wall:.1f} s" if isinstance(wall, float) else ""
-    return f"{what:<9} {record['method']:<14} seed {record['seed']}: {status}{timing}"
+    fold = "" if record.get("fold") is None else f" fold {record['fold']}"
+    return f"{what:<9} {record['method']:<14} seed {record['seed']}{fold}: {status}{timing}"
 
 
 __all__ = ["BenchmarkError", "BenchmarkResult", "run_benchmark"]

@@ -50,8 +50,10 @@ class Column:
     """A result column.
 
     Attributes:
-        key: Short name (CSV, JSON).
-        header: Table header.
+        key: Short name (CSV, JSON; ``deep_grey`` is the headline classes' column whatever
+            they are).
+        header: Table header; ``{target}`` and ``{short}`` stand for the name of the
+            headline classes (:meth:`ScoreTable.header`).
         score: Builds the column's :class:`~lightly_topo.eval.bootstrap.Score` from a
             method's probe results, one per seed (seed order shared by all methods).
         higher_is_better: Direction.
@@ -159,8 +161,8 @@ def label_accuracy(kind: str, label: str | None = None) -> Callable[[Results], S
 
 
 HEADLINE: tuple[Column, ...] = (
-    Column("deep_grey", "Deep grey nuclei Dice", headline_dice("per_modality")),
-    Column("subsets", "Deep grey Dice, mean over modality subsets", subset_mean("headline")),
+    Column("deep_grey", "{target} Dice", headline_dice("per_modality")),
+    Column("subsets", "{short} Dice, mean over modality subsets", subset_mean("headline")),
     Column("labels", "Subject labels, bal. acc. (linear)", label_accuracy("linear")),
 )
 
@@ -174,7 +176,7 @@ SECONDARY: tuple[Column, ...] = (
         higher_is_better=False,
         unit=" ml",
     ),
-    Column("fused_deep_grey", "Deep grey Dice, fused probe", headline_dice("fused")),
+    Column("fused_deep_grey", "{short} Dice, fused probe", headline_dice("fused")),
     Column("fused_lesion", "Lesion Dice, fused probe", lesion_field("fused", "dice")),
     Column("subsets_lesion", "Lesion Dice, mean over modality subsets", subset_mean("lesion")),
     Column("labels_knn", "Subject labels, bal. acc. (kNN)", label_accuracy("knn")),
@@ -229,6 +231,26 @@ class ScoreTable:
         self.columns = {c.key: c for c in (*HEADLINE, *SECONDARY)}
         self._draws: dict[int, Draws] = {}
         self.n_draws, self.draw_seed = draws, seed
+
+    @property
+    def target(self) -> str:
+        """Name of the headline voxel classes (``Deep grey nuclei`` on the synthetic brains)."""
+        if not self.methods or not self.seeds:
+            return "Headline classes"
+        return str(
+            self.results[self.methods[0]][self.seeds[0]].get("headline_name", "Deep grey nuclei")
+        )
+
+    def header(self, column: Column) -> str:
+        """The column's header with the headline classes named."""
+        short = "Deep grey" if self.target == "Deep grey nuclei" else self.target
+        return column.header.format(target=self.target, short=short)
+
+    def has_labels(self) -> bool:
+        """Whether any subject label was probed (a run without one skips that task)."""
+        if not self.methods or not self.seeds:
+            return False
+        return bool(self.results[self.methods[0]][self.seeds[0]]["subject_labels"])
 
     def label_columns(self) -> list[Column]:
         """One linear-probe column per subject label."""
@@ -313,12 +335,56 @@ class ScoreTable:
 
 
 def probe_results(records: Sequence[dict[str, Any]]) -> dict[str, dict[int, dict[str, Any]]]:
-    """``results[method][seed]`` of every ok probe record."""
+    """``results[method][seed]`` of every ok probe record; the folds of a real set merged
+    (:func:`merge_folds`) where every fold of the (method, seed) is there."""
     out: dict[str, dict[int, dict[str, Any]]] = {}
+    folds: dict[tuple[str, int], dict[int, dict[str, Any]]] = {}
     for record in records:
-        if record.get("kind") == "probes" and record.get("status") == "ok":
-            out.setdefault(record["method"], {})[int(record["seed"])] = record["result"]
+        if record.get("kind") != "probes" or record.get("status") != "ok":
+            continue
+        key = (record["method"], int(record["seed"]))
+        if record.get("fold") is None:
+            out.setdefault(key[0], {})[key[1]] = record["result"]
+        else:
+            folds.setdefault(key, {})[int(record["fold"])] = record["result"]
+    expected = max((len(v) for v in folds.values()), default=0)
+    for (method, seed), by_fold in folds.items():
+        if len(by_fold) == expected:
+            out.setdefault(method, {})[seed] = merge_folds([by_fold[f] for f in sorted(by_fold)])
     return out
+
+
+def merge_folds(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """One probe result from the results of every cross-validation fold: the per-subject
+    lists concatenated in fold order (each subject is a test subject of one fold); a
+    subject label kept where every fold probed it, its classes the union."""
+    merged = dict(results[0])
+    for key in ("test_subjects", "dense_test_subjects"):
+        merged[key] = [s for r in results for s in r[key]]
+    merged["dense"] = {
+        layout: {field: [v for r in results for v in r["dense"][layout][field]] for field in fields}
+        for layout, fields in results[0]["dense"].items()
+    }
+    merged["subsets"] = {
+        subset: {
+            field: [v for r in results for v in r["subsets"][subset][field]] for field in fields
+        }
+        for subset, fields in results[0]["subsets"].items()
+    }
+    labels = {}
+    for name in results[0]["subject_labels"]:
+        if not all(name in r["subject_labels"] for r in results):
+            continue
+        parts = [r["subject_labels"][name] for r in results]
+        labels[name] = {
+            "classes": sorted({c for p in parts for c in p["classes"]}),
+            **{kind: [v for p in parts for v in p[kind]] for kind in parts[0] if kind != "classes"},
+        }
+    merged["subject_labels"] = labels
+    merged["train_voxels"] = sum(int(r["train_voxels"]) for r in results)
+    merged["wall_s"] = sum(float(r["wall_s"]) for r in results)
+    merged["folds"] = len(results)
+    return merged
 
 
 def row_order(found: Sequence[str], preferred: Sequence[str] = ()) -> list[str]:
@@ -357,13 +423,16 @@ def instrument_check(table: ScoreTable) -> dict[str, Any]:
             "reason": "fewer than 2 seeds shared by all methods",
             "columns": [],
         }
-    rows = [table.paired("supervised", "scratch", column) for column in HEADLINE]
+    columns = [c for c in HEADLINE if c.key != "labels" or table.has_labels()]
+    rows = [table.paired("supervised", "scratch", column) for column in columns]
     failed = [r["column"] for r in rows if r["verdict"] != "wins"]
     reason = (
         "the positive control beats scratch on every headline column"
         if not failed
         else f"the positive control does not beat scratch on {failed}"
     )
+    if len(columns) < len(HEADLINE):
+        reason += " (no subject label in this data set: the label column is skipped)"
     return {"passed": not failed, "reason": reason, "columns": rows}
 
 
@@ -375,6 +444,7 @@ __all__ = [
     "ScoreTable",
     "Summary",
     "instrument_check",
+    "merge_folds",
     "probe_results",
     "row_order",
 ]

@@ -22,6 +22,8 @@ the self-supervised methods carries, and nothing of theirs (views, heads, losses
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -58,9 +60,10 @@ class LinearDenseHead(nn.Module):
 
 def train_supervised(
     encoder: MultiModalEncoder,
-    images: Tensor,
-    labels: Tensor,
+    images: Tensor | Sequence[Tensor],
+    labels: Tensor | Sequence[Tensor],
     *,
+    masks: Tensor | None = None,
     num_classes: int,
     steps: int,
     batch_size: int,
@@ -83,8 +86,12 @@ def train_supervised(
 
     Args:
         encoder: A shared-mode :class:`~lightly_topo.models.MultiModalEncoder`.
-        images: float32 ``(N, M, D, H, W)`` training subjects (all modalities present).
-        labels: int64 ``(N, D, H, W)`` voxel classes in ``[0, num_classes)``.
+        images: float32 ``(N, M, D, H, W)`` training subjects, or one ``(M, D, H, W)`` per
+            subject where their shapes differ.
+        labels: int64 ``(N, D, H, W)`` voxel classes in ``[0, num_classes)`` (or one
+            ``(D, H, W)`` per subject).
+        masks: bool ``(N, M)`` availability (``None``: every modality present); a missing
+            modality is left out of the fused features.
         num_classes: Number of classes.
         steps: Optimiser steps.
         batch_size: Subjects per step.
@@ -96,16 +103,23 @@ def train_supervised(
     Raises:
         ValueError: Shapes that do not match, or a crop larger than the volumes.
     """
-    if images.ndim != 5 or labels.shape != (images.shape[0], *images.shape[2:]):
+    if len(images) != len(labels) or any(
+        image.ndim != 4 or label.shape != image.shape[1:] for image, label in zip(images, labels)
+    ):
         raise ValueError(
-            f"supervised control: images (N, M, D, H, W) and labels (N, D, H, W) expected, "
-            f"got {tuple(images.shape)} and {tuple(labels.shape)}"
+            "supervised control: images (N, M, D, H, W) and labels (N, D, H, W) expected, "
+            f"got {_shapes(images)} and {_shapes(labels)}"
         )
-    spatial = images.shape[2:]
-    if crop_size > min(spatial):
+    shapes = [tuple(int(s) for s in image.shape[1:]) for image in images]
+    if crop_size > min(min(s) for s in shapes):
         raise ValueError(
-            f"supervised control: crop_size {crop_size} exceeds the volumes {tuple(spatial)}"
+            f"supervised control: crop_size {crop_size} exceeds a volume of the shapes "
+            f"{sorted(set(shapes))}"
         )
+    num_modalities = int(images[0].shape[0])
+    available = (
+        torch.ones(len(images), num_modalities, dtype=torch.bool) if masks is None else masks
+    )
     generator = torch.Generator().manual_seed(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -116,18 +130,18 @@ def train_supervised(
     params = [*encoder.parameters(), *head.parameters()]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(1, steps))
-    frequency = torch.bincount(labels.flatten(), minlength=num_classes).double()
+    frequency = sum(
+        (torch.bincount(label.flatten(), minlength=num_classes).double() for label in labels),
+        torch.zeros(num_classes, dtype=torch.float64),
+    )
     frequency = frequency / frequency.sum()
     weight = torch.where(frequency > 0, 1.0 / frequency.clamp_min(1e-12), 0.0)
     weight = (weight / (weight * frequency).sum()).float().to(device)
-    mask = torch.ones(batch_size, images.shape[1], dtype=torch.bool, device=device)
     losses = []
     for _ in range(steps):
-        index = torch.randint(images.shape[0], (batch_size,), generator=generator)
-        corners = [
-            torch.randint(int(s) - crop_size + 1, (batch_size,), generator=generator)
-            for s in spatial
-        ]
+        index = torch.randint(len(images), (batch_size,), generator=generator)
+        corners = _corners([shapes[int(i)] for i in index], crop_size, generator)
+        mask = available[index].to(device)
         crops, targets = [], []
         for b in range(batch_size):
             box = tuple(slice(int(c[b]), int(c[b]) + crop_size) for c in corners)
@@ -144,3 +158,24 @@ def train_supervised(
         losses.append(float(loss.detach()))
     encoder.eval()
     return losses
+
+
+def _corners(
+    shapes: Sequence[tuple[int, ...]], crop_size: int, generator: torch.Generator
+) -> list[Tensor]:
+    """Per axis, a random crop corner of every subject ``(B,)``; one draw per axis where
+    the subjects share a shape."""
+    corners = []
+    for axis in range(3):
+        highs = [s[axis] - crop_size + 1 for s in shapes]
+        if len(set(highs)) == 1:
+            corners.append(torch.randint(highs[0], (len(shapes),), generator=generator))
+        else:
+            corners.append(torch.cat([torch.randint(h, (1,), generator=generator) for h in highs]))
+    return corners
+
+
+def _shapes(tensors: Tensor | Sequence[Tensor]) -> str:
+    if isinstance(tensors, Tensor):
+        return str(tuple(tensors.shape))
+    return str(sorted({tuple(t.shape) for t in tensors}))

@@ -127,8 +127,8 @@ def test_budget_that_cannot_fit_is_refused_before_starting(tmp_path: Path) -> No
     assert not (tmp_path / "runs").exists()
 
 
-def test_real_data_is_refused_with_a_clear_error(tmp_path: Path) -> None:
+def test_a_folder_without_a_known_layout_is_a_clear_error(tmp_path: Path) -> None:
     from lightly_topo.benchmark import BenchmarkError
 
-    with pytest.raises(BenchmarkError, match="not yet supported by the probe protocol"):
-        run_benchmark(get_preset("smoke"), tmp_path, data=tmp_path)
+    with pytest.raises(BenchmarkError, match="cannot detect the layout"):
+        run_benchmark(get_preset("smoke"), tmp_path / "out", data=tmp_path)

@@ -44,7 +44,7 @@ def test_benchmark_cli_writes_results(tmp_path: Path, capsys: pytest.CaptureFixt
     [
         (["--set", "pretrain_stepz=3"], "unknown preset fields ['pretrain_stepz']"),
         (["--seeds", "0"], "at least 2 distinct"),
-        (["--data", "/nonexistent/folder"], "not yet supported"),
+        (["--data", "/nonexistent/folder"], "/nonexistent/folder: no such file or folder"),
         (["--methods", "scratch", "simsiam"], "unknown methods ['simsiam']"),
         (["--set", "time_budget_s=0.001"], "over its budget"),
     ],
