@@ -100,7 +100,7 @@ def main() -> None:
     pl.seed_everything(0, verbose=False)
 
     dataset = SyntheticBrains(subjects, size=size, modalities=("t1", "t2", "flair"), seed=0)
-    dataset.transform = BYOLTransform3D(size=crop, seed=0)
+    dataset.transform = BYOLTransform3D(input_size=crop, seed=0)
     loader = DataLoader(
         dataset, batch_size=batch_size, shuffle=True, drop_last=True, collate_fn=collate_views
     )

@@ -55,7 +55,7 @@ def main() -> None:
     torch.manual_seed(0)
 
     dataset = SyntheticBrains(subjects, size=size, modalities=("t1", "flair"), seed=0)
-    dataset.transform = MAETransform3D(size=crop, seed=0)
+    dataset.transform = MAETransform3D(input_size=crop, seed=0)
     loader = DataLoader(
         dataset, batch_size=batch_size, shuffle=True, drop_last=True, collate_fn=collate_views
     )

@@ -60,7 +60,7 @@ def main() -> None:
     steps = args.steps or (2 if tiny else 300)
     torch.manual_seed(0)
 
-    transform = SimCLRTransform3D(size=crop, seed=0)
+    transform = SimCLRTransform3D(input_size=crop, seed=0)
     dataset = SyntheticBrains(subjects, size=size, modalities=("t1", "t2", "flair"), seed=0)
     dataset.transform = transform
     loader = DataLoader(

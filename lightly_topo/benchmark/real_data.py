@@ -7,8 +7,9 @@ margin, z-scored per modality), then:
 
 * **grid from the data**: the voxel size is the headers' (median over subjects), coarsened
   per axis by the smallest whole factor that brings the median volume to at most
-  ``real_max_size`` voxels along that axis, so anisotropy that is in the data stays (a
-  4 x 4 x 1 mm grid is not made isotropic); every subject is then padded (edge values: the
+  ``real_max_size`` voxels along that axis, axes of one header spacing sharing one factor,
+  so anisotropy that is in the data stays (a 2 x 2 x 1 mm grid becomes 6 x 6 x 1 mm, not
+  isotropic) and none is introduced (2 mm isotropic stays isotropic); every subject is then padded (edge values: the
   crop margin is background) to the largest shape, rounded up to a multiple of the
   backbone's total stride;
 * **voxel classes**: the label maps' values (``0`` background), named by the reader's task
@@ -126,14 +127,18 @@ def choose_spacing(
     spacings: Sequence[Sequence[float]], shapes: Sequence[Sequence[int]], max_size: int
 ) -> tuple[tuple[float, float, float], tuple[float, float, float]]:
     """``(header, target)`` voxel sizes: the median header spacing, and it coarsened per axis
-    by the smallest whole factor that brings the median shape to ``max_size`` voxels or fewer.
+    by the smallest whole factor that brings the median shape to ``max_size`` voxels or
+    fewer. Axes with the same header spacing (within 10%) share the largest of their
+    factors, so anisotropy is kept where the data have it and never introduced.
 
-    >>> choose_spacing([(2, 2, 1)] * 3, [(128, 128, 40)] * 3, 64)
-    ((2.0, 2.0, 1.0), (4.0, 4.0, 1.0))
+    >>> choose_spacing([(2, 2, 1)] * 3, [(128, 128, 40)] * 3, 48)
+    ((2.0, 2.0, 1.0), (6.0, 6.0, 1.0))
     """
     header = np.median(np.asarray(spacings, dtype=np.float64), axis=0)
     median = np.median(np.asarray(shapes, dtype=np.float64), axis=0)
     factors = np.maximum(1, np.ceil(median / max_size))
+    shared = np.isclose(header[:, None], header[None, :], rtol=0.1)
+    factors = np.array([factors[shared[a]].max() for a in range(3)])
     target = header * factors
     return (
         (float(header[0]), float(header[1]), float(header[2])),

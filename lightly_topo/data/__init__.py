@@ -37,7 +37,7 @@ from lightly_topo.data.readers import (
     read_nnssl_json,
     read_subjects,
 )
-from lightly_topo.data.types import LabelValue, ModalityFile, Subject, VolumeItem
+from lightly_topo.data.types import LabelValue, ModalityFile, Subject, VolumeItem, volume_item
 
 __all__ = [
     "MODALITIES",
@@ -70,6 +70,7 @@ __all__ = [
     "read_ms_lesjak",
     "read_nnssl_json",
     "read_subjects",
+    "volume_item",
 ]
 
 _LAZY = {"SyntheticBrains": "lightly_topo.data.synthetic"}

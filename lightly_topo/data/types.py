@@ -9,6 +9,7 @@ preprocessing.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypedDict
@@ -90,3 +91,50 @@ class VolumeItem(TypedDict):
     label_map: Tensor | None
     labels: dict[str, LabelValue]
     affine: Tensor
+
+
+def volume_item(
+    image: Tensor,
+    modality_names: Sequence[str],
+    subject_id: str = "subject",
+    mask: Tensor | None = None,
+    label_map: Tensor | None = None,
+) -> VolumeItem:
+    """A :class:`VolumeItem` from a plain tensor (for the 3D transforms outside a dataset).
+
+    Args:
+        image: float ``(M, D, H, W)``, one channel per modality of ``modality_names``.
+        modality_names: The modality of every channel.
+        subject_id: The subject's identifier.
+        mask: bool ``(M,)`` availability (``None``: every modality available); a missing
+            modality's channel is left out of ``images``.
+        label_map: int ``(D, H, W)`` or ``(1, D, H, W)`` voxel labels, or ``None``.
+
+    Raises:
+        ValueError: ``image`` is not ``(M, D, H, W)`` with one channel per modality.
+
+    >>> import torch
+    >>> item = volume_item(torch.zeros(2, 8, 8, 8), ("t1", "flair"))
+    >>> sorted(item["images"]), tuple(item["images"]["t1"].shape), item["mask"].tolist()
+    (['flair', 't1'], (1, 8, 8, 8), [True, True])
+    """
+    import torch
+
+    names = tuple(modality_names)
+    if image.ndim != 4 or image.shape[0] != len(names):
+        raise ValueError(
+            f"volume_item: image must be (M, D, H, W) with M = {len(names)} modalities "
+            f"{names}, got shape {tuple(image.shape)}"
+        )
+    available = torch.ones(len(names), dtype=torch.bool) if mask is None else mask.bool()
+    labels = None if label_map is None else label_map.long().reshape(1, *image.shape[1:])
+    return VolumeItem(
+        subject_id=subject_id,
+        session=None,
+        images={n: image[m : m + 1].float() for m, n in enumerate(names) if available[m]},
+        mask=available,
+        modality_names=names,
+        label_map=labels,
+        labels={},
+        affine=torch.eye(4, dtype=torch.float64),
+    )

@@ -161,13 +161,18 @@ class TopoAlignLoss(nn.Module):
             subject_ids: One id per sample (list of str/int or 1-D tensor); ``None``:
                 every sample is a different subject.
             mask: Valid tokens, bool ``(B, N)`` (or ``(B, D, H, W)``); ``None``: all.
-            modality_mask: Available modalities, bool ``(B, M)``, for a stack or a dict.
+            modality_mask: Available modalities, bool ``(B, M)`` for a stack or a dict, or
+                ``(B, 2)`` for ``feats_a`` and ``feats_b``: a subject without both is left
+                out of the two-argument form. Without it, a sample whose features are all
+                zero in ``feats_a`` or ``feats_b`` (what an encoder gives for a missing
+                modality) raises, rather than being aligned to zeros.
 
         Returns:
             The loss, a scalar.
 
         Raises:
-            LossInputError: On bad shapes, masks, ids or non-finite features.
+            LossInputError: On bad shapes, masks, ids or non-finite features, or an all-zero
+                sample in the two-argument form without ``modality_mask``.
         """
         if feats_b is not None:
             if not isinstance(feats_a, Tensor):
@@ -175,12 +180,12 @@ class TopoAlignLoss(nn.Module):
                     "feats_a must be a tensor when feats_b is given; pass a dict or a "
                     "stack (B, M, ...) alone for more than two modalities."
                 )
-            if modality_mask is not None:
-                raise LossInputError(
-                    "modality_mask applies to a stack or a dict of modalities, not to "
-                    "feats_a and feats_b."
-                )
             a, b, token_mask = prepare_pair(feats_a, feats_b, mask, min_tokens=self.k + 2)
+            if modality_mask is not None:
+                both = self._modality_mask(modality_mask, a.shape[0], 2, a.device).all(1)
+                token_mask = token_mask & both.unsqueeze(1)
+            else:
+                _refuse_zero_samples(a, b, token_mask)
             groups = subject_groups(subject_ids, a.shape[0], a.device)
             return self._combine(a, b, token_mask, token_mask, groups, None)
         stack = self._stack(feats_a)
@@ -329,3 +334,17 @@ class TopoAlignLoss(nn.Module):
             **stats,
         }
         return loss
+
+
+def _refuse_zero_samples(a: Tensor, b: Tensor, token_mask: Tensor) -> None:
+    """Raise where a sample's valid tokens are all zero in ``a`` or ``b`` ``(B, N, C)``."""
+    valid = token_mask.unsqueeze(-1)
+    for name, x in (("feats_a", a), ("feats_b", b)):
+        zero = ((x == 0) | ~valid).flatten(1).all(1) & token_mask.any(1)
+        if bool(zero.any()):
+            samples = zero.nonzero().flatten().tolist()
+            raise LossInputError(
+                f"{name} is all zeros for sample(s) {samples[:8]}: a missing modality? Pass "
+                "modality_mask=(B, 2) bool (which of the two modalities each subject has) to "
+                "leave those subjects out, or use the stack form with modality_mask."
+            )

@@ -514,13 +514,13 @@ def view_transform(kind: str, config: PretrainConfig) -> Callable[..., Any]:
 
     size = config.data.crop_size
     if kind == "simclr":
-        return transforms.SimCLRTransform3D(size=size)
+        return transforms.SimCLRTransform3D(input_size=size)
     if kind == "byol":
-        return transforms.BYOLTransform3D(size=size)
+        return transforms.BYOLTransform3D(input_size=size)
     if kind == "mae":
-        return transforms.MAETransform3D(size=size)
+        return transforms.MAETransform3D(input_size=size)
     if kind == "pair":
-        return transforms.TopoTransform3D(size=size, num_modalities=2)
+        return transforms.TopoTransform3D(input_size=size, num_modalities=2)
     raise ConfigError(f"unknown view kind {kind!r}")
 
 

@@ -14,6 +14,7 @@ from lightly_topo.transforms.intensity import (
     RandomGaussianNoise3D,
     RandomScaleShift3D,
 )
+from lightly_topo.transforms.lightly_names import lightly_name
 from lightly_topo.transforms.multi_view_transform import MultiViewTransform3D
 from lightly_topo.transforms.pipeline import Augment3D
 from lightly_topo.transforms.rotate90 import rotate90
@@ -59,22 +60,36 @@ class BYOLView1Transform3D(_BYOLView):
 
     def __init__(
         self,
-        size: int | Sequence[int] = 96,
+        input_size: int | Sequence[int] = 96,
         min_scale: float = 0.2,
         flip_prob: float = 0.2,
-        rotate90_prob: float = 0.2,
+        rr_prob: float = 0.2,
         contrast_prob: float = 0.8,
         scale_shift_prob: float = 0.5,
-        blur_prob: float = 1.0,
+        gaussian_blur: float = 1.0,
         gamma_prob: float = 0.0,
         noise_prob: float = 0.2,
         modality_dropout: float = 0.0,
         seed: int | None = None,
+        *,
+        size: int | Sequence[int] | None = None,
+        blur_prob: float | None = None,
+        rotate90_prob: float | None = None,
     ) -> None:
+        owner = type(self).__name__
         super().__init__(
-            size, min_scale, flip_prob, rotate90_prob, contrast_prob, scale_shift_prob,
-            blur_prob, gamma_prob, noise_prob, modality_dropout, seed,
-        )  # fmt: skip
+            lightly_name(owner, "input_size", input_size, 96, size),
+            min_scale,
+            flip_prob,
+            lightly_name(owner, "rr_prob", rr_prob, 0.2, rotate90_prob),
+            contrast_prob,
+            scale_shift_prob,
+            lightly_name(owner, "gaussian_blur", gaussian_blur, 1.0, blur_prob),
+            gamma_prob,
+            noise_prob,
+            modality_dropout,
+            seed,
+        )
 
 
 class BYOLView2Transform3D(_BYOLView):
@@ -83,22 +98,36 @@ class BYOLView2Transform3D(_BYOLView):
 
     def __init__(
         self,
-        size: int | Sequence[int] = 96,
+        input_size: int | Sequence[int] = 96,
         min_scale: float = 0.2,
         flip_prob: float = 0.2,
-        rotate90_prob: float = 0.2,
+        rr_prob: float = 0.2,
         contrast_prob: float = 0.8,
         scale_shift_prob: float = 0.5,
-        blur_prob: float = 0.1,
+        gaussian_blur: float = 0.1,
         gamma_prob: float = 0.2,
         noise_prob: float = 0.2,
         modality_dropout: float = 0.0,
         seed: int | None = None,
+        *,
+        size: int | Sequence[int] | None = None,
+        blur_prob: float | None = None,
+        rotate90_prob: float | None = None,
     ) -> None:
+        owner = type(self).__name__
         super().__init__(
-            size, min_scale, flip_prob, rotate90_prob, contrast_prob, scale_shift_prob,
-            blur_prob, gamma_prob, noise_prob, modality_dropout, seed,
-        )  # fmt: skip
+            lightly_name(owner, "input_size", input_size, 96, size),
+            min_scale,
+            flip_prob,
+            lightly_name(owner, "rr_prob", rr_prob, 0.2, rotate90_prob),
+            contrast_prob,
+            scale_shift_prob,
+            lightly_name(owner, "gaussian_blur", gaussian_blur, 0.1, blur_prob),
+            gamma_prob,
+            noise_prob,
+            modality_dropout,
+            seed,
+        )
 
 
 class BYOLTransform3D(MultiViewTransform3D):
@@ -122,13 +151,14 @@ class BYOLTransform3D(MultiViewTransform3D):
     Args:
         view_1_transform: The first view (default :class:`BYOLView1Transform3D`).
         view_2_transform: The second view (default :class:`BYOLView2Transform3D`).
-        size: Output size, used for the default views.
+        input_size: Output size, used for the default views; alias ``size``.
         seed: Seed of the default views' generators (view 2 uses ``seed + 1``).
+        size: The older name of ``input_size`` (keyword only).
 
     >>> import torch
     >>> item = {"subject_id": "s1", "images": {"t1": torch.randn(1, 12, 12, 12)},
     ...         "mask": torch.tensor([True]), "modality_names": ("t1",), "label_map": None}
-    >>> views = BYOLTransform3D(size=8)(item, generator=0)
+    >>> views = BYOLTransform3D(input_size=8)(item, generator=0)
     >>> [tuple(v["image"].shape) for v in views]
     [(1, 8, 8, 8), (1, 8, 8, 8)]
     """
@@ -137,11 +167,14 @@ class BYOLTransform3D(MultiViewTransform3D):
         self,
         view_1_transform: ViewTransform3D | None = None,
         view_2_transform: ViewTransform3D | None = None,
-        size: int | Sequence[int] = 96,
+        input_size: int | Sequence[int] = 96,
         seed: int | None = None,
+        *,
+        size: int | Sequence[int] | None = None,
     ) -> None:
-        view_1 = view_1_transform or BYOLView1Transform3D(size=size, seed=seed)
+        input_size = lightly_name(type(self).__name__, "input_size", input_size, 96, size)
+        view_1 = view_1_transform or BYOLView1Transform3D(input_size=input_size, seed=seed)
         view_2 = view_2_transform or BYOLView2Transform3D(
-            size=size, seed=None if seed is None else seed + 1
+            input_size=input_size, seed=None if seed is None else seed + 1
         )
         super().__init__([view_1, view_2])

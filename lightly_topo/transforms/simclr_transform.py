@@ -14,6 +14,7 @@ from lightly_topo.transforms.intensity import (
     RandomGaussianNoise3D,
     RandomScaleShift3D,
 )
+from lightly_topo.transforms.lightly_names import lightly_name
 from lightly_topo.transforms.multi_view_transform import MultiViewTransform3D
 from lightly_topo.transforms.pipeline import Augment3D
 from lightly_topo.transforms.rotate90 import rotate90
@@ -26,22 +27,32 @@ class SimCLRViewTransform3D(ViewTransform3D):
 
     def __init__(
         self,
-        size: int | Sequence[int] = 96,
+        input_size: int | Sequence[int] = 96,
         min_scale: float = 0.2,
         flip_prob: float = 0.2,
-        rotate90_prob: float = 0.2,
+        rr_prob: float = 0.2,
         contrast_prob: float = 0.8,
         contrast: tuple[float, float] = (0.75, 1.25),
         scale_shift_prob: float = 0.5,
         scale_shift: float = 0.1,
         gamma_prob: float = 0.3,
-        blur_prob: float = 0.5,
-        blur_sigma: tuple[float, float] = (0.5, 1.0),
+        gaussian_blur: float = 0.5,
+        sigmas: tuple[float, float] = (0.5, 1.0),
         noise_prob: float = 0.2,
         noise_std: tuple[float, float] = (0.0, 0.1),
         modality_dropout: float = 0.0,
         seed: int | None = None,
+        *,
+        size: int | Sequence[int] | None = None,
+        blur_prob: float | None = None,
+        blur_sigma: tuple[float, float] | None = None,
+        rotate90_prob: float | None = None,
     ) -> None:
+        owner = type(self).__name__
+        size = lightly_name(owner, "input_size", input_size, 96, size)
+        rotate90_prob = lightly_name(owner, "rr_prob", rr_prob, 0.2, rotate90_prob)
+        blur_prob = lightly_name(owner, "gaussian_blur", gaussian_blur, 0.5, blur_prob)
+        blur_sigma = lightly_name(owner, "sigmas", sigmas, (0.5, 1.0), blur_sigma)
         pipeline = Augment3D(
             spatial=[
                 RandomResizedCrop3D(size, scale=(min_scale, 1.0)),
@@ -85,61 +96,73 @@ class SimCLRTransform3D(MultiViewTransform3D):
     - [1]: Swin UNETR self-supervised pretraining, 2022, https://arxiv.org/abs/2111.14791
 
     Args:
-        size: Output size ``(d, h, w)`` (an int for a cube).
+        input_size: Output size ``(d, h, w)`` (an int for a cube); alias ``size``.
         min_scale: Smallest crop volume as a fraction of the input volume.
         flip_prob: Probability of flipping each axis.
-        rotate90_prob: Probability of a 90-degree rotation.
+        rr_prob: Probability of a 90-degree rotation (Lightly's ``rr_prob`` with
+            ``rr_degrees=None``); alias ``rotate90_prob``.
         contrast_prob: Probability of contrast change, per modality.
         contrast: Range of the contrast factor.
         scale_shift_prob: Probability of each of intensity scaling and shifting, per modality.
         scale_shift: Half-range of the relative scale and of the shift.
         gamma_prob: Probability of gamma correction, per modality.
-        blur_prob: Probability of Gaussian blur, per modality.
-        blur_sigma: Range of the blur sigma in voxels.
+        gaussian_blur: Probability of Gaussian blur, per modality; alias ``blur_prob``.
+        sigmas: Range of the blur sigma in voxels; alias ``blur_sigma``.
         noise_prob: Probability of Gaussian noise, per modality.
         noise_std: Range of the noise standard deviation.
         modality_dropout: Probability of dropping a random subset of the modalities.
         seed: Seed of the transform's own generator.
+        size, blur_prob, blur_sigma, rotate90_prob: The older names (keyword only).
 
     >>> import torch
     >>> item = {"subject_id": "s1", "images": {"t1": torch.randn(1, 12, 12, 12)},
     ...         "mask": torch.tensor([True, False]), "modality_names": ("t1", "t2"),
     ...         "label_map": None}
-    >>> views = SimCLRTransform3D(size=8)(item, generator=0)
+    >>> views = SimCLRTransform3D(input_size=8)(item, generator=0)
     >>> len(views), tuple(views[0]["image"].shape), views[1]["mask"].tolist()
     (2, (2, 8, 8, 8), [True, False])
     """
 
     def __init__(
         self,
-        size: int | Sequence[int] = 96,
+        input_size: int | Sequence[int] = 96,
         min_scale: float = 0.2,
         flip_prob: float = 0.2,
-        rotate90_prob: float = 0.2,
+        rr_prob: float = 0.2,
         contrast_prob: float = 0.8,
         contrast: tuple[float, float] = (0.75, 1.25),
         scale_shift_prob: float = 0.5,
         scale_shift: float = 0.1,
         gamma_prob: float = 0.3,
-        blur_prob: float = 0.5,
-        blur_sigma: tuple[float, float] = (0.5, 1.0),
+        gaussian_blur: float = 0.5,
+        sigmas: tuple[float, float] = (0.5, 1.0),
         noise_prob: float = 0.2,
         noise_std: tuple[float, float] = (0.0, 0.1),
         modality_dropout: float = 0.0,
         seed: int | None = None,
+        *,
+        size: int | Sequence[int] | None = None,
+        blur_prob: float | None = None,
+        blur_sigma: tuple[float, float] | None = None,
+        rotate90_prob: float | None = None,
     ) -> None:
+        owner = type(self).__name__
+        size = lightly_name(owner, "input_size", input_size, 96, size)
+        rotate90_prob = lightly_name(owner, "rr_prob", rr_prob, 0.2, rotate90_prob)
+        blur_prob = lightly_name(owner, "gaussian_blur", gaussian_blur, 0.5, blur_prob)
+        blur_sigma = lightly_name(owner, "sigmas", sigmas, (0.5, 1.0), blur_sigma)
         view = SimCLRViewTransform3D(
-            size=size,
+            input_size=size,
             min_scale=min_scale,
             flip_prob=flip_prob,
-            rotate90_prob=rotate90_prob,
+            rr_prob=rotate90_prob,
             contrast_prob=contrast_prob,
             contrast=contrast,
             scale_shift_prob=scale_shift_prob,
             scale_shift=scale_shift,
             gamma_prob=gamma_prob,
-            blur_prob=blur_prob,
-            blur_sigma=blur_sigma,
+            gaussian_blur=blur_prob,
+            sigmas=blur_sigma,
             noise_prob=noise_prob,
             noise_std=noise_std,
             modality_dropout=modality_dropout,

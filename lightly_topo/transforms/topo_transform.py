@@ -12,6 +12,7 @@ from lightly_topo.transforms.crop import RandomCrop3D
 from lightly_topo.transforms.errors import NotEnoughModalitiesError
 from lightly_topo.transforms.flip import RandomFlip3D
 from lightly_topo.transforms.intensity import RandomScaleShift3D
+from lightly_topo.transforms.lightly_names import lightly_name
 from lightly_topo.transforms.pipeline import Augment3D
 from lightly_topo.transforms.random import GeneratorLike, RandomState, resolve_generator
 from lightly_topo.transforms.rotate90 import rotate90
@@ -48,21 +49,23 @@ class TopoTransform3D:
     - [1]: Swin UNETR self-supervised pretraining, 2022, https://arxiv.org/abs/2111.14791
 
     Args:
-        size: Output size ``(d, h, w)`` (an int for a cube).
+        input_size: Output size ``(d, h, w)`` (an int for a cube); alias ``size``.
         num_modalities: Modality views per spatial view (at least 1).
         num_spatial_views: 1, or 2 for a second spatial draw.
         flip_prob: Probability of flipping each axis.
-        rotate90_prob: Probability of a 90-degree rotation (in square planes of ``size``).
+        rr_prob: Probability of a 90-degree rotation (in square planes of ``input_size``);
+            alias ``rotate90_prob``.
         scale_shift: Half-range of the relative intensity scale and of the shift.
         scale_shift_prob: Probability of each of scaling and shifting, per modality.
         second_view: Pipeline of the second spatial view (default: the same recipe).
         on_too_few: ``"repeat"`` or ``"error"``, see above.
         seed: Seed of the transform's own generator.
+        size, rotate90_prob: The older names (keyword only).
 
     >>> item = {"subject_id": "s1", "modality_names": ("t1", "t2", "flair"),
     ...         "images": {"t1": torch.randn(1, 12, 12, 12), "flair": torch.randn(1, 12, 12, 12)},
     ...         "mask": torch.tensor([True, False, True]), "label_map": None}
-    >>> views = TopoTransform3D(size=8)(item, generator=0)
+    >>> views = TopoTransform3D(input_size=8)(item, generator=0)
     >>> sorted(v["mask"].nonzero().item() for v in views)
     [0, 2]
     >>> bool(torch.equal(views[0]["grid"], views[1]["grid"]))
@@ -71,17 +74,23 @@ class TopoTransform3D:
 
     def __init__(
         self,
-        size: int | Sequence[int] = 96,
+        input_size: int | Sequence[int] = 96,
         num_modalities: int = 2,
         num_spatial_views: int = 1,
         flip_prob: float = 0.2,
-        rotate90_prob: float = 0.2,
+        rr_prob: float = 0.2,
         scale_shift: float = 0.1,
         scale_shift_prob: float = 0.1,
         second_view: Augment3D | None = None,
         on_too_few: Literal["repeat", "error"] = "repeat",
         seed: int | None = None,
+        *,
+        size: int | Sequence[int] | None = None,
+        rotate90_prob: float | None = None,
     ) -> None:
+        owner = type(self).__name__
+        size = lightly_name(owner, "input_size", input_size, 96, size)
+        rotate90_prob = lightly_name(owner, "rr_prob", rr_prob, 0.2, rotate90_prob)
         if num_modalities < 1:
             raise ValueError(f"num_modalities must be at least 1, got {num_modalities}")
         if num_spatial_views not in (1, 2):

@@ -45,6 +45,20 @@ def item_channels(item: VolumeItem | Mapping[str, Any]) -> tuple[list[Tensor | N
         TransformInputError: A missing key, a mask that disagrees with ``images``, or an
             image that is not float ``(1, D, H, W)`` on a common shape.
     """
+    if not isinstance(item, Mapping):
+        what = (
+            f"a {type(item).__name__} of shape {tuple(item.shape)}"
+            if isinstance(item, Tensor)
+            else f"a {type(item).__name__}"
+        )
+        raise TransformInputError(
+            f"the 3D transforms take a VolumeItem dict (keys images, mask, modality_names, "
+            f"subject_id; what MultiModalVolumeDataset and SyntheticBrains return), got {what}; "
+            "wrap a tensor with lightly_topo.data.volume_item(...)"
+            if isinstance(item, Tensor)
+            else f"the 3D transforms take a VolumeItem dict (keys images, mask, modality_names, "
+            f"subject_id; what MultiModalVolumeDataset and SyntheticBrains return), got {what}"
+        )
     for key in ("images", "mask", "modality_names", "subject_id"):
         if key not in item:
             raise TransformInputError(

@@ -137,14 +137,35 @@ def test_adds_to_ntxent_and_trains_under_bf16_autocast() -> None:
         ((torch.randn(2, 10, 4), torch.randn(2, 10, 4)), {"subject_ids": [1, 2, 3]}, "B = 2"),
         (
             (torch.randn(2, 10, 4), torch.randn(2, 10, 4)),
-            {"modality_mask": torch.ones(2, 2, dtype=torch.bool)},
-            "modality_mask",
+            {"modality_mask": torch.ones(2, 3, dtype=torch.bool)},
+            r"modality_mask must be a bool tensor \(B, M\) = \(2, 2\)",
+        ),
+        (
+            (
+                torch.randn(3, 10, 4),
+                torch.randn(3, 10, 4) * torch.tensor([1.0, 0.0, 1.0])[:, None, None],
+            ),
+            {},
+            r"feats_b is all zeros for sample\(s\) \[1\]",
         ),
     ],
 )
 def test_bad_input(args: tuple[object, ...], kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(LossInputError, match=match):
         TopoAlignLoss()(*args, **kwargs)  # type: ignore[arg-type]
+
+
+def test_two_argument_form_leaves_out_subjects_without_both_modalities() -> None:
+    torch.manual_seed(0)
+    stack = torch.randn(4, 2, 8, 4, 4, 4)
+    stack[1, 1] = 0  # subject 1 lacks the second modality
+    available = torch.tensor([[True, True], [True, False], [True, True], [True, True]])
+    ids = [0, 1, 2, 3]
+    loss = TopoAlignLoss(negatives="all")
+    pair = loss(stack[:, 0], stack[:, 1], subject_ids=ids, modality_mask=available)
+    assert torch.allclose(pair, loss(stack, subject_ids=ids, modality_mask=available))
+    kept = [0, 2, 3]
+    assert torch.allclose(pair, loss(stack[kept, 0], stack[kept, 1], subject_ids=kept))
 
 
 def test_bad_modality_pairs_option() -> None:

@@ -48,6 +48,22 @@ def test_supervised_training_is_seeded_and_checks_shapes() -> None:
         )
 
 
+def test_a_list_of_subjects_trains_as_the_stacked_tensor_and_shapes_may_differ() -> None:
+    images, labels = torch.randn(3, 2, 16, 16, 16), torch.randint(0, 3, (3, 16, 16, 16))
+    kwargs = {"num_classes": 3, "steps": 3, "batch_size": 2, "crop_size": 8, "seed": 5}
+    stacked = train_supervised(_encoder(), images, labels, **kwargs)
+    listed = train_supervised(_encoder(), list(images), list(labels), **kwargs)
+    assert stacked == listed
+    masks = torch.tensor([[True, True], [True, False], [True, True]])
+    assert train_supervised(_encoder(), images, labels, masks=masks, **kwargs) != stacked
+    varied = [torch.randn(2, 16, 16, 8 + 4 * i) for i in range(3)]
+    targets = [torch.randint(0, 3, v.shape[1:]) for v in varied]
+    losses = train_supervised(_encoder(), varied, targets, masks=masks, **kwargs)
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
+    with pytest.raises(ValueError, match="crop_size 12 exceeds"):
+        train_supervised(_encoder(), varied, targets, **{**kwargs, "crop_size": 12})
+
+
 @pytest.mark.parametrize(
     "method", ["simclr", "byol", "mae", "xmodal-simclr", "taco", "simclr+topo"]
 )
