@@ -39,15 +39,13 @@ class SimCLRTopo(nn.Module):
         super().__init__()
         backbone = build_backbone("resenc", features=(8, 16, 32), blocks_per_stage=1)
         self.encoder = MultiModalEncoder(backbone, mode="shared", num_modalities=num_modalities)
-        self.head = SimCLRProjectionHead(backbone.embed_dim, 64, 32)
+        self.head = SimCLRProjectionHead(self.encoder.embed_dim, 64, 32)
 
     def forward(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
         """Projection ``(B, 32)`` and per-modality dense features ``(B, M, C, d, h, w)``."""
-        dense = self.encoder.forward_modalities(image, mask)[-1]
-        pooled = dense.mean(dim=(3, 4, 5))  # (B, M, C)
-        weights = mask.unsqueeze(-1).to(pooled.dtype)  # a missing modality is never averaged in
-        fused = (pooled * weights).sum(1) / weights.sum(1)
-        return self.head(fused), dense
+        # one pass: the fused, mask-aware pooled embedding and the last level's dense maps
+        out = self.encoder.encode(image, mask, levels=[-1])
+        return self.head(out.pooled), out.dense[0]
 
 
 def main() -> None:

@@ -20,7 +20,7 @@ from lightly_topo.models.errors import (
     UnknownBackboneError,
 )
 from lightly_topo.models.mae_decoder import MAEDecoder3D
-from lightly_topo.models.modality import ModalityMode, MultiModalEncoder
+from lightly_topo.models.modality import EncoderOutput, ModalityMode, MultiModalEncoder
 from lightly_topo.models.patchify import patchify3d, unpatchify3d
 from lightly_topo.models.pos_embed import get_3d_sincos_pos_embed, resample_pos_embed_3d
 from lightly_topo.models.resenc import ResEncBackbone
@@ -65,6 +65,7 @@ def build_backbone(name: str, **kwargs: Any) -> Backbone3D:
 __all__ = [
     "BACKBONES",
     "Backbone3D",
+    "EncoderOutput",
     "InputShapeError",
     "MAEDecoder3D",
     "ModalityMode",

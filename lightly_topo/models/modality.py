@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Literal
 
 import torch
@@ -11,6 +13,24 @@ from lightly_topo.models.base import Backbone3D
 from lightly_topo.models.errors import InputShapeError, ModelConfigError
 
 ModalityMode = Literal["shared", "stacked"]
+
+
+@dataclass
+class EncoderOutput:
+    """What :meth:`MultiModalEncoder.encode` returns: both heads' inputs from one pass.
+
+    Attributes:
+        pooled: ``(B, embed_dim)``: the pooled, modality-fused embedding (mask-aware mean
+            over the available modalities), for a Lightly projection head.
+        dense: One ``(B, M, C_l, d, h, w)`` per requested level: the per-modality dense maps
+            for the topology terms (zero where a modality is missing; pass the availability
+            mask to the loss as ``modality_mask``).
+        levels: The requested levels, as non-negative indices.
+    """
+
+    pooled: Tensor
+    dense: list[Tensor]
+    levels: tuple[int, ...]
 
 
 class MultiModalEncoder(nn.Module):
@@ -43,6 +63,9 @@ class MultiModalEncoder(nn.Module):
         torch.Size([2, 16])
         >>> enc.forward_modalities(image, mask)[-1].shape
         torch.Size([2, 4, 16, 16, 16, 16])
+        >>> out = enc.encode(image, mask, levels=[-1])  # both heads from one pass
+        >>> out.pooled.shape, out.dense[0].shape, enc.channels(-1), enc.stride(-1)
+        (torch.Size([2, 16]), torch.Size([2, 4, 16, 16, 16, 16]), 16, 2)
     """
 
     def __init__(
@@ -80,6 +103,70 @@ class MultiModalEncoder(nn.Module):
     def embed_dim(self) -> int:
         return self.backbone.embed_dim
 
+    def _level(self, level: int) -> int:
+        n = len(self.feature_channels)
+        if not -n <= level < n:
+            levels = ", ".join(
+                f"{i}: {c} channels, stride {s}"
+                for i, (c, s) in enumerate(zip(self.feature_channels, self.feature_strides))
+            )
+            raise ModelConfigError(
+                f"MultiModalEncoder: no feature level {level}; this backbone "
+                f"({type(self.backbone).__name__}) has {n} levels ({levels}); negative "
+                "indices count from the coarsest."
+            )
+        return level % n
+
+    def channels(self, level: int) -> int:
+        """Channels ``C_l`` of feature level ``level`` (negative counts from the coarsest):
+        the input size of a head on that level's dense features."""
+        return self.feature_channels[self._level(level)]
+
+    def stride(self, level: int) -> int:
+        """Stride of feature level ``level`` relative to the input voxels."""
+        return self.feature_strides[self._level(level)]
+
+    def encode(self, image: Tensor, mask: Tensor, levels: Sequence[int] = (-1,)) -> EncoderOutput:
+        """Both heads' inputs from one pass of the backbone (shared mode).
+
+        Args:
+            image: ``(B, M, D, H, W)``.
+            mask: Availability ``(B, M)`` bool.
+            levels: Feature levels whose per-modality dense maps are returned (negative
+                counts from the coarsest; ``()``: none).
+
+        Returns:
+            :class:`EncoderOutput`: ``pooled`` equals :meth:`embed`, ``dense[i]`` equals
+            ``forward_modalities(image, mask)[levels[i]]``.
+        """
+        if self.mode != "shared":
+            raise ModelConfigError(
+                "MultiModalEncoder.encode needs mode='shared'; a channel-stacked encoder has "
+                "no per-modality features (use embed / forward_fused)."
+            )
+        picked = tuple(self._level(level) for level in levels)
+        self._check(image, mask)
+        index, features = self._encode_available(image, mask)
+        pooled = self.backbone.pool(self._fuse(index, features, mask))
+        dense = [self._scatter(index, features[level], mask) for level in picked]
+        return EncoderOutput(pooled=pooled, dense=dense, levels=picked)
+
+    @staticmethod
+    def _scatter(index: Tensor, feat: Tensor, mask: Tensor) -> Tensor:
+        full = feat.new_zeros((*mask.shape, *feat.shape[1:]))
+        full[index[:, 0], index[:, 1]] = feat
+        return full
+
+    @staticmethod
+    def _fuse(index: Tensor, features: list[Tensor], mask: Tensor) -> list[Tensor]:
+        counts = mask.sum(dim=1)
+        out = []
+        for feat in features:
+            total = feat.new_zeros((mask.shape[0], *feat.shape[1:]))
+            total = total.index_add(0, index[:, 0], feat)
+            out.append(total / counts.to(feat.dtype).view(-1, *([1] * (feat.ndim - 1))))
+        return out
+
     def _check(self, image: Tensor, mask: Tensor) -> None:
         if image.ndim != 5 or image.shape[1] != self.num_modalities:
             raise InputShapeError(
@@ -116,13 +203,7 @@ class MultiModalEncoder(nn.Module):
             )
         self._check(image, mask)
         index, features = self._encode_available(image, mask)
-        out = []
-        b, m = mask.shape
-        for feat in features:
-            full = feat.new_zeros((b, m, *feat.shape[1:]))
-            full[index[:, 0], index[:, 1]] = feat
-            out.append(full)
-        return out
+        return [self._scatter(index, feat, mask) for feat in features]
 
     def forward_fused(self, image: Tensor, mask: Tensor) -> list[Tensor]:
         """Modality-fused features, one ``(B, C_l, d, h, w)`` per level.
@@ -135,13 +216,7 @@ class MultiModalEncoder(nn.Module):
             zeroed = image * mask[:, :, None, None, None].to(image.dtype)
             return self.backbone.forward_features(zeroed)
         index, features = self._encode_available(image, mask)
-        counts = mask.sum(dim=1)
-        out = []
-        for feat in features:
-            total = feat.new_zeros((mask.shape[0], *feat.shape[1:]))
-            total = total.index_add(0, index[:, 0], feat)
-            out.append(total / counts.to(feat.dtype).view(-1, *([1] * (feat.ndim - 1))))
-        return out
+        return self._fuse(index, features, mask)
 
     def embed(self, image: Tensor, mask: Tensor) -> Tensor:
         """Pooled embedding ``(B, embed_dim)`` of the fused features."""

@@ -8,6 +8,7 @@ from lightly_topo.models import (
     ModelConfigError,
     MultiModalEncoder,
     ResEncBackbone,
+    build_backbone,
 )
 
 
@@ -83,3 +84,39 @@ def test_shared_mode_trains_under_bf16_autocast() -> None:
     loss.backward()
     grads = [p.grad for p in enc.parameters()]
     assert all(g is not None and torch.isfinite(g).all() for g in grads)
+
+
+def test_encode_gives_both_heads_from_one_pass_and_sizes_a_lightly_head() -> None:
+    from lightly.models.modules import SimCLRProjectionHead
+
+    torch.manual_seed(0)
+    backbone = build_backbone("resenc", features=(4, 8, 16), blocks_per_stage=1)
+    encoder = MultiModalEncoder(backbone, num_modalities=3).eval()
+    image = torch.randn(2, 3, 16, 16, 16)
+    mask = torch.tensor([[True, False, True], [True, True, True]])
+    with torch.no_grad():
+        out = encoder.encode(image, mask, levels=[1, -1])
+        assert torch.equal(out.pooled, encoder.embed(image, mask))
+        per_modality = encoder.forward_modalities(image, mask)
+    assert out.levels == (1, 2)
+    assert torch.equal(out.dense[0], per_modality[1]) and torch.equal(out.dense[1], per_modality[2])
+    assert [encoder.channels(level) for level in (0, 1, -1)] == [4, 8, 16]
+    assert encoder.stride(-1) == backbone.feature_strides[-1]
+    assert out.dense[1].shape[2] == encoder.channels(-1)
+    head = SimCLRProjectionHead(encoder.embed_dim, 32, 16)
+    assert head(out.pooled).shape == (2, 16)
+
+
+def test_an_unknown_level_names_the_levels_there_are() -> None:
+    encoder = MultiModalEncoder(
+        build_backbone("resenc", features=(4, 8), blocks_per_stage=1), num_modalities=2
+    )
+    with pytest.raises(ModelConfigError, match=r"no feature level 5.*0: 4 channels, stride"):
+        encoder.channels(5)
+    stacked = MultiModalEncoder(
+        build_backbone("resenc", in_channels=2, features=(4, 8), blocks_per_stage=1),
+        mode="stacked",
+        num_modalities=2,
+    )
+    with pytest.raises(ModelConfigError, match="needs mode='shared'"):
+        stacked.encode(torch.randn(1, 2, 8, 8, 8), torch.ones(1, 2, dtype=torch.bool))
