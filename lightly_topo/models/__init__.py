@@ -10,7 +10,9 @@ built through ``lightly_topo.registry.create("backbone", name)``.
 from __future__ import annotations
 
 import difflib
-from typing import Any
+import importlib
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from lightly_topo.models.base import Backbone3D
 from lightly_topo.models.errors import (
@@ -19,19 +21,55 @@ from lightly_topo.models.errors import (
     ModelError,
     UnknownBackboneError,
 )
-from lightly_topo.models.mae_decoder import MAEDecoder3D
 from lightly_topo.models.modality import EncoderOutput, ModalityMode, MultiModalEncoder
 from lightly_topo.models.patchify import patchify3d, unpatchify3d
 from lightly_topo.models.pos_embed import get_3d_sincos_pos_embed, resample_pos_embed_3d
-from lightly_topo.models.resenc import ResEncBackbone
-from lightly_topo.models.swin import SwinBackbone
-from lightly_topo.models.vit3d import ViT3D
 
-BACKBONES: dict[str, type[Backbone3D]] = {
-    "swin": SwinBackbone,
-    "resenc": ResEncBackbone,
-    "vit": ViT3D,
+if TYPE_CHECKING:
+    from lightly_topo.models.mae_decoder import MAEDecoder3D
+    from lightly_topo.models.resenc import ResEncBackbone
+    from lightly_topo.models.swin import SwinBackbone
+    from lightly_topo.models.vit3d import ViT3D
+
+# Imported on first use: MONAI (resenc, swin) and Lightly/timm (vit3d, the MAE decoder)
+# take seconds to import, which a user who only needs one backbone should not pay.
+_LAZY = {
+    "MAEDecoder3D": "mae_decoder",
+    "ResEncBackbone": "resenc",
+    "SwinBackbone": "swin",
+    "ViT3D": "vit3d",
 }
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"lightly_topo.models.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'lightly_topo.models' has no attribute {name!r}")
+
+
+class _Backbones(Mapping[str, type[Backbone3D]]):
+    """Backbone name -> class, each class imported when it is first looked up."""
+
+    names: ClassVar[dict[str, str]] = {
+        "swin": "SwinBackbone",
+        "resenc": "ResEncBackbone",
+        "vit": "ViT3D",
+    }
+
+    def __getitem__(self, name: str) -> type[Backbone3D]:
+        return __getattr__(self.names[name])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+#: Backbone name -> class (``"swin"``, ``"resenc"``, ``"vit"``).
+BACKBONES: Mapping[str, type[Backbone3D]] = _Backbones()
 
 
 def build_backbone(name: str, **kwargs: Any) -> Backbone3D:
