@@ -328,13 +328,8 @@ def parse_override(text: str) -> tuple[str, Any]:
     >>> parse_override("device=cuda")
     ('device', 'cuda')
     """
-    import json
+    from lightly_topo.methods.config import parse_set
 
     if "=" not in text:
         raise PresetError(f"--set {text!r}: expected KEY=VALUE, e.g. pretrain_volumes=2880")
-    key, raw = text.split("=", 1)
-    try:
-        value: Any = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
-    return key.strip(), value
+    return parse_set(text)

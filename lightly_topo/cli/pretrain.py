@@ -40,6 +40,14 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument(
         "--device-augment", action="store_true", help="augment batched on the device"
     )
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set any config key, e.g. --set data.crop_size=32 --set optim.lr=1e-3 (repeatable; "
+        "wins over --config and the flags above)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--traceback", action="store_true", help="show full tracebacks on error")
     parser.set_defaults(func=run)
@@ -79,14 +87,71 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
     return layer
 
 
+#: The configuration ``lightly-topo pretrain`` uses without a GPU, key by key, where the user
+#: sets none of these keys: the methods' defaults are the paper's GPU recipe (Swin-UNETR 48,
+#: 96^3 crops), which does not fit a CPU machine's memory.
+CPU_DEFAULTS: dict[str, Any] = {
+    "model": {
+        "backbone": "resenc",
+        "backbone_kwargs": {"features": [8, 16, 32], "strides": [2, 2, 2], "blocks_per_stage": 1},
+    },
+    "data": {"crop_size": 32, "batch_size": 2, "synthetic_size": 48},
+}
+
+
+def cpu_layer(layers: list[dict[str, Any] | None], accelerator: str | None) -> dict[str, Any]:
+    """The part of :data:`CPU_DEFAULTS` that applies: nothing on a GPU run, else every key
+    that no layer sets (the backbone and its arguments count as one key)."""
+    import torch
+
+    gpu = accelerator in ("gpu", "cuda") or (
+        accelerator in (None, "auto") and torch.cuda.is_available()
+    )
+    if gpu:
+        return {}
+    given = [layer for layer in layers if layer]
+
+    def is_set(section: str, key: str) -> bool:
+        return any(key in (layer.get(section) or {}) for layer in given)
+
+    out: dict[str, Any] = {}
+    if not (is_set("model", "backbone") or is_set("model", "backbone_kwargs")):
+        out["model"] = dict(CPU_DEFAULTS["model"])
+    data = {k: v for k, v in CPU_DEFAULTS["data"].items() if not is_set("data", k)}
+    if data:
+        out["data"] = data
+    return out
+
+
+def merge_layers(*layers: dict[str, Any]) -> dict[str, Any]:
+    """Later layers win (nested dicts merge)."""
+    from lightly_topo.methods.config import merge
+
+    out: dict[str, Any] = {}
+    for layer in layers:
+        out = merge(out, layer)
+    return out
+
+
 def run(args: argparse.Namespace) -> int:
     from lightly_topo.checkpoint import CheckpointError
     from lightly_topo.methods.callbacks import NonFiniteLossError
-    from lightly_topo.methods.config import build_config, load_yaml
+    from lightly_topo.methods.config import (
+        ConfigError,
+        build_config,
+        dotted_layer,
+        load_yaml,
+        parse_set,
+    )
     from lightly_topo.methods.train import pretrain
 
+    try:
+        set_layer = dotted_layer([parse_set(text) for text in args.set])
+    except ConfigError as error:
+        print(f"lightly-topo pretrain: error: {error}", file=sys.stderr)
+        return 2
     file_layer = load_yaml(args.config) if args.config else None
-    flag_layer = overrides(args)
+    flag_layer = merge_layers(overrides(args), set_layer)
     if not (file_layer or {}).get("method") and "method" not in flag_layer:
         print(
             "lightly-topo pretrain: error: no method given; pass --method NAME (see "
@@ -94,10 +159,25 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    config = build_config(file_layer, flag_layer)
+    accelerator = (flag_layer.get("trainer") or {}).get("accelerator") or (
+        (file_layer or {}).get("trainer") or {}
+    ).get("accelerator")
+    device_layer = cpu_layer([file_layer, flag_layer], accelerator)
+    config = build_config(device_layer, file_layer, flag_layer)
+    if device_layer:
+        applied = [
+            f"{section}.{key}={value}"
+            for section, values in device_layer.items()
+            for key, value in values.items()
+        ]
+        print(
+            "no GPU: CPU-sized settings for the keys you did not set (the methods' defaults "
+            f"are the paper's GPU recipe): {', '.join(applied)}",
+            file=sys.stderr,
+        )
     try:
         result = pretrain(config, resume=args.resume)
-    except (NonFiniteLossError, CheckpointError) as error:
+    except (NonFiniteLossError, CheckpointError, ConfigError) as error:
         if args.traceback:
             raise
         print(f"lightly-topo pretrain: error: {error}", file=sys.stderr)

@@ -182,6 +182,8 @@ class TrainerConfig:
         progress: Show the rich progress bar.
         device_augment: Run the view augmentation batched on the device (BatchAugment3D)
             instead of per item in the data loader.
+        memory_check: Estimate one step's peak memory before training and refuse a run that
+            cannot fit the device (:mod:`lightly_topo.methods.memory`).
     """
 
     max_steps: int = 1000
@@ -196,6 +198,7 @@ class TrainerConfig:
     max_nonfinite: int = 5
     progress: bool = True
     device_augment: bool = False
+    memory_check: bool = True
 
 
 @dataclass
@@ -280,6 +283,44 @@ def _nested(layers: list[dict[str, Any]], key: str) -> dict[str, Any]:
         if isinstance(layer.get(key), dict):
             out.update(layer[key])
     return out
+
+
+def parse_set(text: str) -> tuple[str, Any]:
+    """``"key=value"`` from a command line's ``--set``; the value is read as JSON where it
+    parses, else kept as text.
+
+    >>> parse_set("data.crop_size=32"), parse_set("model.backbone_kwargs={\"features\": [8, 16]}")
+    (('data.crop_size', 32), ('model.backbone_kwargs', {'features': [8, 16]}))
+
+    Raises:
+        ConfigError: No ``=`` in ``text``.
+    """
+    import json
+
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected KEY=VALUE, e.g. data.crop_size=32")
+    key, raw = text.split("=", 1)
+    try:
+        value: Any = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def dotted_layer(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A config layer from ``("section.key", value)`` pairs.
+
+    >>> dotted_layer([("data.crop_size", 32), ("method", "taco")])
+    {'data': {'crop_size': 32}, 'method': 'taco'}
+    """
+    layer: dict[str, Any] = {}
+    for key, value in pairs:
+        *sections, last = key.split(".")
+        node = layer
+        for section in sections:
+            node = node.setdefault(section, {})
+        node[last] = value
+    return layer
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:

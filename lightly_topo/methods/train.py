@@ -725,6 +725,16 @@ def build(
         )
     table = table if table is not None else load_subjects(config)
     check_data_for_method(table, method_cls, config.method)
+    if config.trainer.memory_check:
+        from lightly_topo.methods.memory import check_memory
+
+        check_memory(
+            config,
+            method_cls,
+            len(table.modality_names),
+            _device(config),
+            bf16=resolve_precision(config).startswith("bf16"),
+        )
     probe = probe_classes(table, config.data.probe_label)
     pl.seed_everything(config.trainer.seed, workers=True, verbose=False)
     module = method_cls(config, table.modality_names)
@@ -740,6 +750,14 @@ def build(
         with_foreground=method_cls.uses_foreground,
     )
     return module, data, table, probe
+
+
+def _device(config: PretrainConfig) -> str:
+    """``"cuda"`` where the run trains on a GPU, else ``"cpu"``."""
+    accelerator = config.trainer.accelerator
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return "cuda"
+    return "cpu"
 
 
 def device_augmenter(kind: str, config: PretrainConfig) -> Any:
