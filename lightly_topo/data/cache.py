@@ -31,7 +31,7 @@ import numpy as np
 from lightly_topo.data.io import file_digest
 
 #: Bump when the preprocessing code changes the arrays it produces.
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 
 
 def _key(text: str) -> str:

@@ -53,8 +53,8 @@ class MultiModalVolumeDataset(Dataset):
     ``spacing`` if given; (5) crop to the bounding box of the union of the modalities'
     foreground, grown by ``crop_margin`` voxels, if ``crop_foreground``; (6) z-score each
     modality over its own foreground (:func:`~lightly_topo.data.preprocess.zscore_foreground`:
-    a constant, e.g. all-zero, volume becomes all zeros, never NaN; background voxels keep
-    one constant value, ``(background - mean) / std``). The foreground is the
+    a constant, e.g. all-zero, volume becomes all zeros, never NaN; background voxels become
+    0, so the foreground stays the non-zero voxels). The foreground is the
     voxels that differ from the background value: 0 (``background="zero"``, skull-stripped
     MRI) or the value of voxel ``(0, 0, 0)`` (``"corner"``, for sets such as BraTS 2015
     DeepMedic whose background sits at the minimum).

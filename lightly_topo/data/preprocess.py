@@ -18,12 +18,15 @@ def zscore_foreground(
         eps: Below this standard deviation the volume counts as constant.
 
     Returns:
-        A float32 array. Foreground voxels have mean 0 and standard deviation 1; a constant
-        volume (or constant foreground) becomes all zeros, never NaN.
+        A float32 array. Foreground voxels have mean 0 and standard deviation 1; background
+        voxels are 0 (MONAI's ``NormalizeIntensity(nonzero=True)`` convention), so the
+        foreground stays the non-zero voxels after normalisation and matches the zero padding
+        of the spatial transforms. A constant volume (or constant foreground) becomes all
+        zeros, never NaN.
 
     >>> out = zscore_foreground(np.array([0.0, 1.0, 3.0]))
     >>> [round(float(v), 3) for v in out]
-    [-2.0, -1.0, 1.0]
+    [0.0, -1.0, 1.0]
     """
     vol = np.asarray(volume, dtype=np.float32)
     fg = vol != 0 if foreground is None else np.asarray(foreground, dtype=bool)
@@ -34,7 +37,9 @@ def zscore_foreground(
     std = float(values.std())
     if std < eps:
         return np.zeros_like(vol, dtype=np.float32)
-    return ((vol - mean) / std).astype(np.float32)
+    out = np.zeros_like(vol, dtype=np.float32)
+    out[fg] = ((values - mean) / std).astype(np.float32)
+    return out
 
 
 def voxel_spacing(affine: np.ndarray) -> tuple[float, float, float]:

@@ -14,7 +14,6 @@ from lightly_topo.methods.components import (
     ensure_min_tokens,
     feature_level,
     foreground,
-    token_mask,
     tokens,
     topo_stats,
 )
@@ -23,6 +22,7 @@ from lightly_topo.methods.mae import MAE3D
 from lightly_topo.methods.simclr import SimCLR3D
 from lightly_topo.methods.two_view import TwoViewMethod
 from lightly_topo.models import Backbone3D
+from lightly_topo.transforms.foreground import foreground_tokens
 
 
 class ViewTopoTerm(nn.Module):
@@ -69,7 +69,7 @@ class ViewTopoTerm(nn.Module):
         fg = view0.get("foreground")
         if fg is None:
             fg = foreground(view0["image"], view0["mask"])
-        valid = valid & token_mask(fg, self.stride)
+        valid = valid & foreground_tokens(fg, self.stride)
         valid_fraction = valid.float().mean().detach()
         valid = ensure_min_tokens(valid, self.k)
         loss = self.loss(tokens(dense0), gathered, subject_ids=list(subject_ids), mask=valid)

@@ -7,7 +7,6 @@ from typing import Any
 
 import torch
 from torch import Tensor
-from torch.nn import functional as F
 
 from lightly_topo.loss import TopoAlignLoss
 from lightly_topo.methods.config import ConfigError, PretrainConfig
@@ -100,15 +99,6 @@ def foreground(image: Tensor, mask: Tensor | None = None, eps: float = 1e-6) -> 
     if mask is not None:
         values = values * mask[:, :, None, None, None].to(values.dtype)
     return values.amax(dim=1, keepdim=True) > eps
-
-
-def token_mask(voxel_mask: Tensor, stride: int, min_fraction: float = 0.5) -> Tensor:
-    """Tokens ``(B, N)`` whose cell of ``stride^3`` voxels is at least ``min_fraction`` in
-    ``voxel_mask`` ``(B, 1, D, H, W)``; C order over the token grid."""
-    if stride == 1:
-        return voxel_mask.flatten(1)
-    frac = F.avg_pool3d(voxel_mask.float(), kernel_size=stride, stride=stride)
-    return (frac >= min_fraction).flatten(1)
 
 
 def tokens(feature_map: Tensor) -> Tensor:

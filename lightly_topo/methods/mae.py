@@ -10,7 +10,7 @@ from lightly.models import utils
 from torch import Tensor, nn
 
 from lightly_topo.methods.base import PretrainMethod
-from lightly_topo.methods.components import build_config_backbone, foreground, token_mask
+from lightly_topo.methods.components import build_config_backbone, foreground
 from lightly_topo.methods.config import ConfigError, PretrainConfig
 from lightly_topo.methods.masked_reconstruction import (
     MultiScaleDecoder,
@@ -18,6 +18,7 @@ from lightly_topo.methods.masked_reconstruction import (
     random_patch_mask,
 )
 from lightly_topo.models import MAEDecoder3D, ViT3D, patchify3d
+from lightly_topo.transforms.foreground import foreground_tokens
 
 
 class MAE3D(PretrainMethod):
@@ -190,4 +191,4 @@ class MAE3D(PretrainMethod):
         fg = view.get("foreground")
         if fg is None:
             fg = foreground(view["image"], view["mask"])
-        return token_mask(fg, stride)
+        return foreground_tokens(fg, stride)

@@ -15,7 +15,6 @@ from lightly_topo.methods.components import (
     ensure_min_tokens,
     feature_level,
     foreground,
-    token_mask,
     topo_stats,
 )
 from lightly_topo.methods.config import ConfigError, PretrainConfig
@@ -24,6 +23,7 @@ from lightly_topo.methods.masked_reconstruction import (
     masked_mse,
     random_patch_mask,
 )
+from lightly_topo.transforms.foreground import foreground_tokens
 
 
 class TACO(PretrainMethod):
@@ -103,7 +103,7 @@ class TACO(PretrainMethod):
         fg = batch.get("foreground")
         if fg is None:
             fg = foreground(torch.cat([image_a, image_b], dim=1))
-        valid = token_mask(fg, self.stride)
+        valid = foreground_tokens(fg, self.stride)
         valid_fraction = valid.float().mean()
         valid = ensure_min_tokens(valid, self.config.topo.k)
         topo = self.topo(dense[:b], dense[b:], subject_ids=list(batch["subject_id"]), mask=valid)

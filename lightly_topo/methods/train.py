@@ -278,8 +278,8 @@ class ViewDataset(Dataset[dict[str, Any]]):
         kind: The method's view kind.
         seed: The run seed.
         probe: ``(label, classes)`` of the online probe, or ``None``.
-        with_foreground: Add each view's brain foreground (the original volume's non-zero
-            voxels, resampled at the view's grid).
+        with_foreground: Keep each view's brain ``foreground`` (see
+            :class:`~lightly_topo.transforms.View`); dropped otherwise.
     """
 
     def __init__(
@@ -325,24 +325,11 @@ class ViewDataset(Dataset[dict[str, Any]]):
             return out
         generator = torch.Generator().manual_seed(out["seed"])
         views = self.transform(item, generator=generator)
-        if self.with_foreground:
-            from lightly_topo.transforms.grid import sample
-
-            fg = item_foreground(item)[None]
+        if not self.with_foreground:
             for view in views:
-                resampled = sample(fg, view["grid"][None], mode="nearest")[0]
-                view["foreground"] = resampled > 0.5
+                view.pop("foreground", None)
         out["views"] = views
         return out
-
-
-def item_foreground(item: VolumeItem) -> Tensor:
-    """Voxels where any available modality of ``item`` is non-zero: float32 ``(1, D, H, W)``."""
-    images = [image for image in item["images"].values()]
-    fg = torch.zeros_like(images[0], dtype=torch.bool)
-    for image in images:
-        fg |= image != 0
-    return fg.float()
 
 
 def restrict_modalities(item: VolumeItem, pair: tuple[str, str]) -> VolumeItem:

@@ -28,12 +28,23 @@ def _triple(value: int | Sequence[int], name: str) -> tuple[int, int, int]:
 class ViT3D(Backbone3D, MaskedVisionTransformer):
     """3D ViT with cubic patches, token masking and token dropping, for MAE and friends.
 
-    Implements Lightly's :class:`~lightly.models.modules.MaskedVisionTransformer` interface
+    Implements Lightly's
+    :class:`~lightly.models.modules.masked_vision_transformer.MaskedVisionTransformer` interface
     (``encode``, ``preprocess``, ``forward_intermediates``, ``idx_mask``/``idx_keep``/``mask``,
     ``sequence_length`` and ``mask_token``), so Lightly's token utilities
     (``utils.random_token_mask``, ``utils.get_at_index``, ...) work unchanged, and the
     lightly-topo :class:`Backbone3D` interface. Tokens are the ``(D/p, H/p, W/p)`` patch grid in
     C order, after an optional class token at index 0.
+
+    Use it where Lightly's 2D recipes build ``MaskedVisionTransformerTIMM(vit=...)``: it *is*
+    the masked vision transformer (that wrapper expects a timm 2D ViT whose ``patch_embed``
+    has a ``proj`` and is not needed here). For the decoder use
+    :class:`~lightly_topo.models.MAEDecoder3D`, and :func:`~lightly_topo.models.patchify3d`
+    for the targets: Lightly's ``MaskedVisionTransformerDecoderTIMM`` runs on 3D tokens
+    without error but adds a 2D positional embedding, and ``utils.patchify`` takes 4D images
+    only. Lightly's ImageNet learning rate (1.5e-4) is sized for long schedules on large
+    batches; the MAE recipe in ``docs/examples/mae_topo_pytorch.py`` states the rate it uses
+    at small scales and the loss it measured.
 
     The positional embedding is a true 3D sine-cosine embedding (``pos_embed="sincos"``,
     fixed and recomputed for any input grid) or a learned one (``"learn"``, resampled
@@ -64,6 +75,14 @@ class ViT3D(Backbone3D, MaskedVisionTransformer):
         drop_path_rate: Stochastic depth rate (linearly increasing over the blocks).
         feature_blocks: Indices of the blocks whose outputs are the dense levels (default: the
             last block only).
+
+    Attributes:
+        patch_size: The cubic patch size ``p`` (also every level's stride).
+        grid_size: Patch grid ``(D/p, H/p, W/p)`` of ``img_size``.
+        num_patches: Patches of ``img_size``, the product of ``grid_size``.
+        num_prefix_tokens: 1 with a class token, else 0; patch tokens follow it.
+        sequence_length: ``num_patches + num_prefix_tokens``, the length Lightly's
+            ``utils.random_token_mask`` takes.
 
     Examples:
         >>> vit = ViT3D(img_size=32, patch_size=8, embed_dim=48, depth=2, num_heads=3)

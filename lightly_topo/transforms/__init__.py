@@ -14,6 +14,9 @@ transforms of SimCLR, BYOL, MAE and TACO, and the batched device path.
 * ``"grid"``: float32 ``(3, d, h, w)``: for every output voxel, its coordinates (voxels,
   along ``D, H, W``, voxel centres at integers) in the subject's original volume;
 * ``"label_map"``: int64 ``(1, d, h, w)`` (nearest neighbour) or ``None``;
+* ``"foreground"``: bool ``(1, d, h, w)``: the brain (non-zero voxels of the item) at the
+  view's grid, before intensity augmentation; :func:`foreground_tokens` gives the token
+  ``mask`` of the TACO losses at a feature stride;
 * ``"subject_id"``: str; ``"modality_names"``: tuple of str.
 
 **Spatial transforms** (:class:`RandomCrop3D`, :class:`CenterCrop3D`,
@@ -60,6 +63,7 @@ from lightly_topo.transforms.errors import (
     TransformInputError,
 )
 from lightly_topo.transforms.flip import RandomFlip3D
+from lightly_topo.transforms.foreground import foreground_tokens
 from lightly_topo.transforms.grid import identity_grid
 from lightly_topo.transforms.intensity import (
     IntensityTransform3D,
@@ -128,6 +132,7 @@ __all__ = [
     "ViewBatch",
     "ViewTransform3D",
     "collate_views",
+    "foreground_tokens",
     "identity_grid",
     "matched_tokens",
     "token_centres",

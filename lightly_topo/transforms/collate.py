@@ -15,12 +15,14 @@ from lightly_topo.transforms.view import View
 class ViewBatch(TypedDict):
     """A batch of views: ``image`` float32 (B, M, d, h, w), ``mask`` bool (B, M), ``grid``
     float32 (B, 3, d, h, w), ``label_map`` int64 (B, 1, d, h, w) or ``None`` (``None``
-    unless every view has one), ``subject_id`` list of str, ``modality_names``."""
+    unless every view has one), ``foreground`` bool (B, 1, d, h, w), ``subject_id`` list of
+    str, ``modality_names``."""
 
     image: Tensor
     mask: Tensor
     grid: Tensor
     label_map: Tensor | None
+    foreground: Tensor
     subject_id: list[str]
     modality_names: tuple[str, ...]
 
@@ -36,7 +38,8 @@ def collate_views(batch: Sequence[Sequence[View]]) -> list[ViewBatch]:
             index with different shapes or vocabularies.
 
     >>> views = [{"image": torch.zeros(2, 4, 4, 4), "mask": torch.tensor([True, False]),
-    ...           "grid": torch.zeros(3, 4, 4, 4), "label_map": None, "subject_id": "s",
+    ...           "grid": torch.zeros(3, 4, 4, 4), "label_map": None,
+    ...           "foreground": torch.ones(1, 4, 4, 4, dtype=torch.bool), "subject_id": "s",
     ...           "modality_names": ("t1", "t2")}]
     >>> out = collate_views([views, views])
     >>> len(out), tuple(out[0]["image"].shape), out[0]["subject_id"]
@@ -67,6 +70,7 @@ def collate_views(batch: Sequence[Sequence[View]]) -> list[ViewBatch]:
                 mask=torch.stack([v["mask"] for v in views]),
                 grid=torch.stack([v["grid"] for v in views]),
                 label_map=None if any(lbl is None for lbl in labels) else torch.stack(labels),  # type: ignore[arg-type]
+                foreground=torch.stack([v["foreground"] for v in views]),
                 subject_id=[v["subject_id"] for v in views],
                 modality_names=names,
             )

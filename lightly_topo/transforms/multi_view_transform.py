@@ -14,8 +14,8 @@ from lightly_topo.transforms.view import View
 class MultiViewTransform3D(MultiViewTransform):
     """Transform a :class:`~lightly_topo.data.VolumeItem` into a list of :class:`View`.
 
-    A :class:`lightly.transforms.MultiViewTransform` whose transforms map an item to a view
-    (e.g. :class:`~lightly_topo.transforms.view.ViewTransform3D`). Batch the views with
+    A :class:`lightly.transforms.multi_view_transform.MultiViewTransform` whose transforms
+    map an item to a view (e.g. :class:`~lightly_topo.transforms.view.ViewTransform3D`). Batch the views with
     :func:`~lightly_topo.transforms.collate_views`.
 
     Args:

@@ -10,6 +10,7 @@ from torch import Tensor
 
 from lightly_topo.data.types import VolumeItem
 from lightly_topo.transforms.errors import TransformInputError
+from lightly_topo.transforms.foreground import channels_foreground, resample_foreground
 from lightly_topo.transforms.pipeline import Augment3D, AugmentResult
 from lightly_topo.transforms.random import GeneratorLike, RandomState, resolve_generator
 from lightly_topo.transforms.spatial import check_label_map
@@ -25,6 +26,10 @@ class View(TypedDict):
         grid: float32 ``(3, d, h, w)``: coordinates of every voxel in the subject's
             original volume (see :mod:`lightly_topo.transforms.grid`).
         label_map: int64 ``(1, d, h, w)`` (resampled nearest-neighbour) or ``None``.
+        foreground: bool ``(1, d, h, w)``: the subject's brain (voxels where any available
+            modality of the item is non-zero) read at the view's grid before intensity
+            augmentation; :func:`~lightly_topo.transforms.foreground_tokens` turns it into
+            the losses' token ``mask``.
         subject_id: The subject's identifier.
         modality_names: The dataset's modality vocabulary (length M).
     """
@@ -33,6 +38,7 @@ class View(TypedDict):
     mask: Tensor
     grid: Tensor
     label_map: Tensor | None
+    foreground: Tensor
     subject_id: str
     modality_names: tuple[str, ...]
 
@@ -120,13 +126,17 @@ def item_channels(item: VolumeItem | Mapping[str, Any]) -> tuple[list[Tensor | N
     return channels, mask
 
 
-def to_view(result: AugmentResult, item: VolumeItem | Mapping[str, Any]) -> View:
-    """Wrap an augmentation result of ``item`` as a :class:`View`."""
+def to_view(
+    result: AugmentResult, item: VolumeItem | Mapping[str, Any], foreground: Tensor
+) -> View:
+    """Wrap an augmentation result of ``item`` as a :class:`View`; ``foreground`` is the
+    item's, bool ``(1, D, H, W)``."""
     return View(
         image=result.image,
         mask=result.mask,
         grid=result.grid,
         label_map=result.label_map,
+        foreground=resample_foreground(foreground, result.grid),
         subject_id=str(item["subject_id"]),
         modality_names=tuple(item["modality_names"]),
     )
@@ -152,4 +162,4 @@ class ViewTransform3D:
         shape = next(c for c in channels if c is not None).shape[1:]
         params = self.pipeline.sample_params(shape, mask, gen)
         result = self.pipeline.apply_channels(channels, mask, params, item.get("label_map"))
-        return to_view(result, item)
+        return to_view(result, item, channels_foreground(channels))

@@ -22,6 +22,10 @@ def test_zscore_foreground_stats_and_constant_volume() -> None:
     out = zscore_foreground(vol)
     fg = vol != 0
     assert abs(out[fg].mean()) < 1e-4 and abs(out[fg].std() - 1) < 1e-3
+    assert np.all(out[~fg] == 0)  # background stays 0 (MONAI NormalizeIntensity(nonzero=True))
+    given = np.zeros_like(fg)
+    given[3:7, 3:7, 3:7] = True
+    assert np.all(zscore_foreground(vol, given)[~given] == 0)
     const = zscore_foreground(np.zeros((4, 4, 4)))
     assert np.isfinite(const).all() and np.all(const == 0)
     assert np.all(zscore_foreground(np.full((4, 4, 4), 7.0)) == 0)
