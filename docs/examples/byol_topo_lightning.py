@@ -32,14 +32,7 @@ from torch.utils.data import DataLoader
 from lightly_topo.data import SyntheticBrains
 from lightly_topo.loss import TopoAlignLoss
 from lightly_topo.models import MultiModalEncoder, build_backbone
-from lightly_topo.transforms import BYOLTransform3D, collate_views
-
-
-def fused_embedding(dense: Tensor, mask: Tensor) -> Tensor:
-    """Mean over the available modalities of the pooled features ``(B, M, C, d, h, w)``."""
-    pooled = dense.mean(dim=(3, 4, 5))
-    weights = mask.unsqueeze(-1).to(pooled.dtype)
-    return (pooled * weights).sum(1) / weights.sum(1)
+from lightly_topo.transforms import BYOLTransform3D, collate_views, foreground_tokens
 
 
 class BYOLTopo(pl.LightningModule):
@@ -58,14 +51,14 @@ class BYOLTopo(pl.LightningModule):
         self.max_steps = max_steps
 
     def online(self, image: Tensor, mask: Tensor) -> tuple[Tensor, Tensor]:
-        dense = self.encoder.forward_modalities(image, mask)[-1]
-        z = self.projection_head(fused_embedding(dense, mask))
-        return self.prediction_head(z), dense
+        # one pass: the fused, mask-aware pooled embedding and the last level's dense maps
+        out = self.encoder.encode(image, mask, levels=[-1])
+        z = self.projection_head(out.pooled)
+        return self.prediction_head(z), out.dense[0]
 
     @torch.no_grad()
     def target(self, image: Tensor, mask: Tensor) -> Tensor:
-        dense = self.encoder_momentum.forward_modalities(image, mask)[-1]
-        return self.projection_head_momentum(fused_embedding(dense, mask))
+        return self.projection_head_momentum(self.encoder_momentum.encode(image, mask).pooled)
 
     def training_step(self, batch: list[dict[str, Any]], batch_idx: int) -> Tensor:
         momentum = cosine_schedule(self.global_step, self.max_steps, 0.996, 1.0)
@@ -77,7 +70,10 @@ class BYOLTopo(pl.LightningModule):
         z0 = self.target(view0["image"], view0["mask"])
         z1 = self.target(view1["image"], view1["mask"])
         byol = 0.5 * (self.criterion(p0, z1) + self.criterion(p1, z0))
-        topo = self.topo(dense0, subject_ids=view0["subject_id"], modality_mask=view0["mask"])
+        brain = foreground_tokens(view0["foreground"], self.encoder.stride(-1))
+        topo = self.topo(
+            dense0, subject_ids=view0["subject_id"], modality_mask=view0["mask"], mask=brain
+        )
         batch_size = len(view0["subject_id"])
         self.log_dict(
             {"byol": byol, "intra": self.topo.last_stats["intra"]},
