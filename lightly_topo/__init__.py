@@ -11,13 +11,15 @@ import importlib
 from typing import Any
 
 from lightly_topo._version import __version__
+from lightly_topo.errors import LightlyTopoError
 
-__all__ = ["__version__", "load_pretrained", "save_pretrained"]
+__all__ = ["LightlyTopoError", "__version__", "load_pretrained", "save_pretrained"]
 
 _SUBMODULES = {
     "checkpoint",
     "cli",
     "data",
+    "errors",
     "eval",
     "loss",
     "methods",

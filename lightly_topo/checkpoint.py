@@ -48,6 +48,7 @@ import torch
 from torch import Tensor, nn
 
 from lightly_topo._version import __version__
+from lightly_topo.errors import LightlyTopoError
 
 FORMAT_NAME = "lightly_topo.pretrained"
 FORMAT_VERSION = 1
@@ -63,7 +64,7 @@ KEY_PREFIXES: tuple[str, ...] = (
 )
 
 
-class CheckpointError(Exception):
+class CheckpointError(LightlyTopoError):
     """A checkpoint that cannot be read or used; ``path`` names the file."""
 
     def __init__(self, message: str, path: str | os.PathLike[str] | None = None) -> None:

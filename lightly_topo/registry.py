@@ -39,6 +39,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from lightly_topo.errors import LightlyTopoError
+
 #: The kinds of entries the registry holds.
 KINDS: tuple[str, ...] = ("method", "loss", "backbone", "transform")
 
@@ -46,7 +48,7 @@ KINDS: tuple[str, ...] = ("method", "loss", "backbone", "transform")
 PLUGIN_GROUP = "lightly_topo.plugins"
 
 
-class RegistryError(Exception):
+class RegistryError(LightlyTopoError):
     """Base class of the registry's errors."""
 
 

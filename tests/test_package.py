@@ -28,3 +28,23 @@ def test_checkpoint_functions_are_exported_at_top_level() -> None:
 
     assert lightly_topo.save_pretrained is checkpoint.save_pretrained
     assert lightly_topo.load_pretrained is checkpoint.load_pretrained
+
+
+def test_every_error_of_the_package_is_a_lightly_topo_error() -> None:
+    import importlib
+    import inspect
+    import pkgutil
+
+    errors = []
+    for info in pkgutil.walk_packages(lightly_topo.__path__, "lightly_topo."):
+        if "_kernels_numba" in info.name:
+            continue
+        module = importlib.import_module(info.name)
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ == info.name and issubclass(cls, Exception):
+                if issubclass(cls, Warning):
+                    continue
+                errors.append(cls)
+    assert len(errors) >= 36
+    outside = [c.__qualname__ for c in errors if not issubclass(c, lightly_topo.LightlyTopoError)]
+    assert outside == []

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from lightly_topo.benchmark.presets import Preset
+from lightly_topo.errors import LightlyTopoError
 
 #: Wall time of a pretraining run per second of bare backbone training on its volumes
 #: (measured on the 2-core development machine: 8.3 ms per volume against 4.3 ms bare).
@@ -37,7 +38,7 @@ START_S = 20.0
 SUBJECT_32_S = 0.04
 
 
-class BudgetError(ValueError):
+class BudgetError(LightlyTopoError, ValueError):
     """The run's estimated wall time exceeds its time budget."""
 
 

@@ -25,6 +25,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from lightly_topo.errors import LightlyTopoError
+
 #: The controls: ``scratch`` (the frozen random initialisation: the negative control, and
 #: the encoder every method starts from) and ``supervised`` (the positive control, trained
 #: with the pretraining subjects' labels).
@@ -57,7 +59,7 @@ INSTANCE_METHODS: tuple[str, ...] = ("simclr", "byol", "mae", "xmodal-simclr")
 INTENSITY = "intensity"
 
 
-class PresetError(ValueError):
+class PresetError(LightlyTopoError, ValueError):
     """An unknown preset, an unknown override key or a value out of range."""
 
 

@@ -39,6 +39,7 @@ from torch import Tensor
 
 from lightly_topo.benchmark.datasets import ProbeSet
 from lightly_topo.benchmark.presets import Preset
+from lightly_topo.errors import LightlyTopoError
 
 logger = logging.getLogger("lightly_topo.benchmark")
 
@@ -49,7 +50,7 @@ FOLD_SEED = 0
 MIN_TEST_PER_FOLD = 2
 
 
-class RealDataError(ValueError):
+class RealDataError(LightlyTopoError, ValueError):
     """A real data set the probe protocol cannot run on (the message says why)."""
 
 

@@ -42,11 +42,12 @@ from lightly_topo.benchmark.records import (
     settings_fingerprint,
     write_json_atomic,
 )
+from lightly_topo.errors import LightlyTopoError
 
 logger = logging.getLogger("lightly_topo.benchmark")
 
 
-class BenchmarkError(ValueError):
+class BenchmarkError(LightlyTopoError, ValueError):
     """Data or settings the benchmark cannot run on (the message says what to change)."""
 
 

@@ -6,8 +6,10 @@ can fix the input without reading the code.
 
 from __future__ import annotations
 
+from lightly_topo.errors import LightlyTopoError
 
-class DataError(Exception):
+
+class DataError(LightlyTopoError):
     """Base class of every error the data layer raises on bad input."""
 
 

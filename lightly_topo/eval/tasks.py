@@ -25,12 +25,13 @@ from typing import Any
 import torch
 from torch import nn
 
+from lightly_topo.errors import LightlyTopoError
 from lightly_topo.eval.splits import SubjectSplit, train_test_split_subjects
 
 logger = logging.getLogger("lightly_topo.eval")
 
 
-class TaskError(ValueError):
+class TaskError(LightlyTopoError, ValueError):
     """Base class of every error a downstream task raises on bad input."""
 
 

@@ -16,6 +16,8 @@ from lightly.utils import dist
 from torch import Tensor
 from torch import distributed as torch_dist
 
+from lightly_topo.errors import LightlyTopoError
+
 #: Negative mode of the TACO losses: a number of sampled negatives or ``"all"``.
 Negatives = int | str
 
@@ -23,7 +25,7 @@ Negatives = int | str
 SubjectIds = Sequence[str | int] | Tensor | None
 
 
-class LossInputError(ValueError):
+class LossInputError(LightlyTopoError, ValueError):
     """Features, masks or subject ids that a TACO loss cannot use."""
 
 

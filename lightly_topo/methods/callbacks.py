@@ -29,10 +29,11 @@ import torch
 from pytorch_lightning.plugins.io import TorchCheckpointIO
 from torch import Tensor, nn
 
+from lightly_topo.errors import LightlyTopoError
 from lightly_topo.loss import monitors
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(LightlyTopoError, RuntimeError):
     """Too many non-finite (NaN or Inf) losses in a row: the run diverged."""
 
 

@@ -31,8 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union, get_args, get_origin
 
+from lightly_topo.errors import LightlyTopoError
 
-class ConfigError(ValueError):
+
+class ConfigError(LightlyTopoError, ValueError):
     """A configuration key that is unknown, or a value of the wrong type or range."""
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from lightly_topo.errors import LightlyTopoError
 
-class ModelError(Exception):
+
+class ModelError(LightlyTopoError):
     """Base class of every error the models package raises on bad input."""
 
 

@@ -6,8 +6,10 @@ Every message names the argument, the expected shape or dtype (shapes written
 
 from __future__ import annotations
 
+from lightly_topo.errors import LightlyTopoError
 
-class TransformError(ValueError):
+
+class TransformError(LightlyTopoError, ValueError):
     """Base class of every error the transforms raise on bad input."""
 
 
