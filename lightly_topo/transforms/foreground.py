@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from lightly_topo.transforms.grid import sample
+from lightly_topo.transforms.spatial import Resampler
 
 
 def channels_foreground(channels: Sequence[Tensor | None]) -> Tensor:
@@ -28,8 +29,25 @@ def channels_foreground(channels: Sequence[Tensor | None]) -> Tensor:
 
 def resample_foreground(foreground: Tensor, grid: Tensor) -> Tensor:
     """``foreground`` bool ``(1, D, H, W)`` read at a view's ``grid`` ``(3, d, h, w)``
-    (nearest neighbour; outside the volume is background): bool ``(1, d, h, w)``."""
+    (nearest neighbour; outside the volume is background): bool ``(1, d, h, w)``. The plain
+    reference of :func:`view_foreground`."""
     return sample(foreground.float()[None], grid[None], mode="nearest")[0] > 0.5
+
+
+def view_foreground(
+    channels: Sequence[Tensor | None], resampled: Tensor, resampler: Resampler
+) -> Tensor:
+    """The foreground of ``channels`` at ``resampler``'s grid, bool ``(1, d, h, w)``: equal to
+    ``resample_foreground(channels_foreground(channels), resampler.grid)`` (tested).
+
+    Where the spatial map is exact (crops, flips, 90-degree rotations) the resampled
+    channels ``resampled`` ``(M, d, h, w)``, before intensity augmentation, hold the same
+    voxels, so their non-zero voxels are the foreground (no full-size pass); otherwise the
+    item's foreground is resampled nearest-neighbour.
+    """
+    if resampler.perm is not None:
+        return (resampled != 0).any(0, keepdim=True)
+    return resampler(channels_foreground(channels), mode="nearest")
 
 
 def foreground_tokens(foreground: Tensor, stride: int, min_fraction: float = 0.5) -> Tensor:

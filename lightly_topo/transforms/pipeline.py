@@ -13,6 +13,7 @@ from torch import Tensor
 
 from lightly_topo.transforms.dropout import DropoutParams, RandomModalityDropout, check_mask
 from lightly_topo.transforms.errors import TransformInputError
+from lightly_topo.transforms.foreground import view_foreground
 from lightly_topo.transforms.intensity import IntensityTransform3D
 from lightly_topo.transforms.random import GeneratorLike, RandomState, resolve_generator
 from lightly_topo.transforms.spatial import (
@@ -42,12 +43,14 @@ class AugmentParams:
 
 class AugmentResult(NamedTuple):
     """An augmented subject: ``image`` float32 (M, d, h, w), ``mask`` bool (M,), ``grid``
-    float32 (3, d, h, w), ``label_map`` int64 (1, d, h, w) or ``None``."""
+    float32 (3, d, h, w), ``label_map`` int64 (1, d, h, w) or ``None``, ``foreground`` bool
+    (1, d, h, w) when asked for, else ``None``."""
 
     image: Tensor
     mask: Tensor
     grid: Tensor
     label_map: Tensor | None
+    foreground: Tensor | None = None
 
 
 class Augment3D:
@@ -99,9 +102,15 @@ class Augment3D:
         mask: Tensor,
         params: AugmentParams,
         label_map: Tensor | None = None,
+        with_foreground: bool = False,
     ) -> AugmentResult:
         """Like :meth:`apply`, for a list of ``(1, D, H, W)`` channels (``None`` where
-        missing), which avoids stacking the full-size volumes."""
+        missing), which avoids stacking the full-size volumes.
+
+        With ``with_foreground``, the result also holds the voxels where any channel is
+        non-zero, read nearest-neighbour at the output grid before intensity augmentation
+        (:func:`~lightly_topo.transforms.foreground.view_foreground`).
+        """
         present = [c for c in channels if c is not None]
         if not present:
             raise TransformInputError(
@@ -114,6 +123,7 @@ class Augment3D:
         for index, channel in enumerate(channels):
             if channel is not None and bool(mask[index]):
                 image[0, index].copy_(resampler(channel, copy=False)[0])
+        foreground = view_foreground(channels, image[0], resampler) if with_foreground else None
         for transform, p in zip(self.intensity, params.intensity):
             image = transform.apply_batch(image, [p])
         keep = mask.to(image.device)[None]
@@ -122,7 +132,7 @@ class Augment3D:
         if not bool(keep.all()):
             image[~keep] = 0.0
         labels = None if label_map is None else resampler(label_map, mode="nearest")
-        return AugmentResult(image[0], keep[0], resampler.grid, labels)
+        return AugmentResult(image[0], keep[0], resampler.grid, labels, foreground)
 
     def apply(
         self, image: Tensor, mask: Tensor, params: AugmentParams, label_map: Tensor | None = None

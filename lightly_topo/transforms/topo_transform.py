@@ -11,7 +11,6 @@ from lightly_topo.data.types import VolumeItem
 from lightly_topo.transforms.crop import RandomCrop3D
 from lightly_topo.transforms.errors import NotEnoughModalitiesError
 from lightly_topo.transforms.flip import RandomFlip3D
-from lightly_topo.transforms.foreground import channels_foreground, resample_foreground
 from lightly_topo.transforms.intensity import RandomScaleShift3D
 from lightly_topo.transforms.lightly_names import lightly_name
 from lightly_topo.transforms.pipeline import Augment3D
@@ -142,12 +141,14 @@ class TopoTransform3D:
         picked = [channels[i] for i in chosen]
         shape = picked[0].shape[1:]  # type: ignore[union-attr]
         all_on = torch.ones(len(picked), dtype=torch.bool)
-        brain = channels_foreground(channels)
         views: list[View] = []
         for pipeline in self.pipelines:
             params = pipeline.sample_params(shape, all_on, gen)
-            result = pipeline.apply_channels(picked, all_on, params, item.get("label_map"))
-            foreground = resample_foreground(brain, result.grid)
+            result = pipeline.apply_channels(
+                picked, all_on, params, item.get("label_map"), with_foreground=True
+            )
+            foreground = result.foreground
+            assert foreground is not None  # with_foreground=True sets it
             for j, modality in enumerate(chosen):
                 image = result.image.new_zeros((len(names), *result.image.shape[1:]))
                 image[modality] = result.image[j]

@@ -10,7 +10,6 @@ from torch import Tensor
 
 from lightly_topo.data.types import VolumeItem
 from lightly_topo.transforms.errors import TransformInputError
-from lightly_topo.transforms.foreground import channels_foreground, resample_foreground
 from lightly_topo.transforms.pipeline import Augment3D, AugmentResult
 from lightly_topo.transforms.random import GeneratorLike, RandomState, resolve_generator
 from lightly_topo.transforms.spatial import check_label_map
@@ -126,17 +125,16 @@ def item_channels(item: VolumeItem | Mapping[str, Any]) -> tuple[list[Tensor | N
     return channels, mask
 
 
-def to_view(
-    result: AugmentResult, item: VolumeItem | Mapping[str, Any], foreground: Tensor
-) -> View:
-    """Wrap an augmentation result of ``item`` as a :class:`View`; ``foreground`` is the
-    item's, bool ``(1, D, H, W)``."""
+def to_view(result: AugmentResult, item: VolumeItem | Mapping[str, Any]) -> View:
+    """Wrap an augmentation result of ``item`` (with its foreground) as a :class:`View`."""
+    if result.foreground is None:
+        raise TransformInputError("to_view needs a result of apply_channels(with_foreground=True)")
     return View(
         image=result.image,
         mask=result.mask,
         grid=result.grid,
         label_map=result.label_map,
-        foreground=resample_foreground(foreground, result.grid),
+        foreground=result.foreground,
         subject_id=str(item["subject_id"]),
         modality_names=tuple(item["modality_names"]),
     )
@@ -161,5 +159,7 @@ class ViewTransform3D:
         channels, mask = item_channels(item)
         shape = next(c for c in channels if c is not None).shape[1:]
         params = self.pipeline.sample_params(shape, mask, gen)
-        result = self.pipeline.apply_channels(channels, mask, params, item.get("label_map"))
-        return to_view(result, item, channels_foreground(channels))
+        result = self.pipeline.apply_channels(
+            channels, mask, params, item.get("label_map"), with_foreground=True
+        )
+        return to_view(result, item)

@@ -9,10 +9,16 @@ from transform_volumes import make_item
 
 from lightly_topo.data.preprocess import zscore_foreground
 from lightly_topo.transforms import (
+    Augment3D,
     BYOLTransform3D,
     MAETransform3D,
+    RandomCrop3D,
+    RandomFlip3D,
+    RandomRotate90_3D,
+    RandomScaleShift3D,
     SimCLRTransform3D,
     TopoTransform3D,
+    ViewTransform3D,
     collate_views,
     foreground_tokens,
 )
@@ -131,3 +137,33 @@ def test_zscore_matches_monai_nonzero_normalisation() -> None:
     vol[2:8, 3:9, 1:7] = rng.normal(80, 9, (6, 6, 6))
     ref = NormalizeIntensity(nonzero=True)(torch.from_numpy(vol)).numpy()
     np.testing.assert_allclose(zscore_foreground(vol), ref, atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: SimCLRTransform3D(size=8),  # resized crops: interpolating grids
+        lambda: MAETransform3D(size=8),
+        lambda: ViewTransform3D(  # crops, flips, rotations: exact indexing
+            Augment3D(
+                [RandomCrop3D(8), RandomFlip3D(p=0.5), RandomRotate90_3D(p=0.5)],
+                [RandomScaleShift3D(p=1.0)],
+            )
+        ),
+        lambda: TopoTransform3D(size=8),
+        lambda: BYOLTransform3D(size=8),
+    ],
+)
+def test_view_foreground_equals_the_resampled_item_foreground(make) -> None:
+    from lightly_topo.transforms.foreground import channels_foreground, resample_foreground
+
+    item = make_item(SHAPE, present=("t1", "t2", "flair"))
+    g = torch.Generator().manual_seed(5)
+    holes = torch.rand((1, *SHAPE), generator=g) > 0.6
+    for name in item["images"]:
+        item["images"][name] = item["images"][name].masked_fill(holes, 0.0)
+    brain = channels_foreground([item["images"].get(n) for n in item["modality_names"]])
+    for seed in range(6):
+        views = make()(item, generator=seed)
+        for view in views if isinstance(views, list) else [views]:
+            assert torch.equal(view["foreground"], resample_foreground(brain, view["grid"]))
