@@ -40,6 +40,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lightly_topo.benchmark.provenance import git_commit
 from lightly_topo.transforms import (
     Augment3D,
     BatchAugment3D,
@@ -281,6 +282,7 @@ def main() -> None:
         f"# Transform benchmark ({args.device})",
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
+        f"- commit: `{git_commit()[:12]}`",
         f"- command: `python {' '.join(sys.argv)}`",
         f"- machine: {info['platform']}, {info['cpu']}, {info['cpu_count']} CPUs"
         + (f", {info.get('device_name')}" if args.device == "cuda" else "")
