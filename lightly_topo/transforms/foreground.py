@@ -21,7 +21,7 @@ def channels_foreground(channels: Sequence[Tensor | None]) -> Tensor:
     present = [c for c in channels if c is not None]
     if not present:
         raise ValueError("channels_foreground needs at least one available channel")
-    fg = torch.zeros(present[0].shape, dtype=torch.bool)
+    fg = torch.zeros(present[0].shape, dtype=torch.bool, device=present[0].device)
     for channel in present:
         fg |= channel != 0
     return fg
