@@ -35,6 +35,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import math
 import os
 import platform
 import resource
@@ -50,12 +51,15 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from lightly_topo.benchmark.provenance import git_commit  # noqa: E402
 from lightly_topo.loss import _kernels  # noqa: E402
 
 #: Figures quoted in the issue for the authors' released implementation (2 CPU threads,
 #: batch 2, 192 channels, intra and inter both ways); NOT measured by this script.
 QUOTED_AUTHORS_S = {27: 0.011, 216: 0.12, 1728: 6.4}
 MAX_TOKENS = 512
+#: The smaller max_tokens of the level sweep (at most 1728 tokens).
+SWEEP_SMALL_MAX_TOKENS = 256
 SLOW_S = 5.0
 #: max_tokens settings of the authors' comparison at 1728 tokens.
 AUTHORS_MAX_TOKENS = (None, 512, 256, 128)
@@ -198,8 +202,11 @@ def run_isolated(cfg: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-def swin_step(device: torch.device) -> dict[str, float]:
-    """Time and memory of a MONAI SwinViT encoder step (cuda only)."""
+def swin_step(device: torch.device, size: int = 96) -> dict[str, float]:
+    """Time and memory of a MONAI SwinViT encoder step (bf16 autocast on cuda).
+
+    ``size`` 96 is the recipe's crop; a smaller one only checks the code (``--dry-run``).
+    """
     from monai.networks.nets.swin_unetr import SwinTransformer
 
     model = SwinTransformer(
@@ -211,19 +218,22 @@ def swin_step(device: torch.device) -> dict[str, float]:
         num_heads=(3, 6, 12, 24),
         spatial_dims=3,
     ).to(device)
-    x = torch.randn(8, 1, 96, 96, 96, device=device)
+    x = torch.randn(8, 1, size, size, size, device=device)
+    cuda = device.type == "cuda"
 
     def step() -> tuple[int, ...]:
         model.zero_grad(set_to_none=True)
-        with torch.autocast(device_type="cuda", dtype=torch.bfloat16):
+        with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=cuda):
             outs = model(x)
             loss = sum(o.float().mean() for o in outs)
         loss.backward()
-        torch.cuda.synchronize()
+        if cuda:
+            torch.cuda.synchronize()
         return tuple(outs[2].shape)
 
     step()
-    torch.cuda.reset_peak_memory_stats()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
     times = []
     for _ in range(5):
         t0 = time.perf_counter()
@@ -232,16 +242,19 @@ def swin_step(device: torch.device) -> dict[str, float]:
     times.sort()
     return {
         "time_s": times[2],
-        "peak_mib": torch.cuda.max_memory_allocated() / 2**20,
+        "peak_mib": torch.cuda.max_memory_allocated() / 2**20 if cuda else float("nan"),
         "stage2_shape": str(shape),
     }
 
 
-def taco_on_swin_features(device: torch.device, modality_pairs: str, side: int = 12) -> float:
+def taco_on_swin_features(
+    device: torch.device, modality_pairs: str, side: int = 12, max_tokens: int | None = None
+) -> float:
     """Time of TopoAlignLoss on a (2, 4, 192, side, side, side) stack.
 
-    ``side`` 12: the SwinViT 1/8 stage of 96^3 crops (1728 tokens); 3: its coarsest stage
-    (27 tokens), the level of the released recipe.
+    ``side`` 12: the SwinViT 1/8 stage of 96^3 crops (1728 tokens); 24: the 1/4 stage
+    (13824 tokens, run with ``max_tokens``); 3: its coarsest stage (27 tokens), the level of
+    the released recipe.
 
     Forward + backward, median of 5 runs after one warm-up run; bf16 autocast on cuda.
     """
@@ -250,7 +263,7 @@ def taco_on_swin_features(device: torch.device, modality_pairs: str, side: int =
     gen = torch.Generator(device=device).manual_seed(0)
     shape = (2, 4, 192, side, side, side)
     stack = torch.randn(shape, generator=gen, device=device, requires_grad=True)
-    loss_fn = TopoAlignLoss(modality_pairs=modality_pairs, seed=0)
+    loss_fn = TopoAlignLoss(modality_pairs=modality_pairs, max_tokens=max_tokens, seed=0)
 
     def step() -> None:
         stack.grad = None
@@ -295,6 +308,84 @@ def _kernel_line(device: str) -> str:
     )
 
 
+#: Memory of the machines the sweep is judged against, GiB.
+FITS_GIB = {"cpu": (("24 GiB CPU", 24),), "cuda": (("80 GiB GPU", 80), ("141 GiB GPU", 141))}
+
+
+def growth_exponent(points: list[tuple[int, float]]) -> float | None:
+    """Least-squares slope of log(value) against log(tokens), or None for fewer than 2 points."""
+    if len(points) < 2:
+        return None
+    xs = [math.log(n) for n, _ in points]
+    ys = [math.log(v) for _, v in points]
+    mx, my = sum(xs) / len(xs), sum(ys) / len(ys)
+    sxx = sum((x - mx) ** 2 for x in xs)
+    return sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / sxx
+
+
+def sweep_lines(rows: list[dict[str, Any]], device: str) -> list[str]:
+    """The level sweep of TopoAlignLoss: time and memory against tokens, growth exponents."""
+    topo = [r for r in rows if r["loss"] == "TopoAlignLoss"]
+    if not topo:
+        return []
+    fits = FITS_GIB[device]
+    lines = [
+        "",
+        "## Level sweep: TopoAlignLoss against the number of tokens",
+        "",
+        "Batch 4, 192 channels, forward + backward. With `max_tokens=m < N` each term searches "
+        "at most `m` rows of length `N` per sample or pair direction (docs/method.md, "
+        '"Cost, and when to set max_tokens"); `max_tokens >= N` is the exact loss. '
+        "Fits: measured peak memory below the machine's memory.",
+        "",
+        "| tokens | max_tokens | time (ms) | x mm | peak memory (MiB) | "
+        + " | ".join(f"fits {name}" for name, _ in fits)
+        + " |",
+        "|---:|---:|---:|---:|---:|" + "---|" * len(fits),
+    ]
+    for r in topo:
+        marks = " | ".join("yes" if r["peak_mib"] < gib * 1024 else "no" for _, gib in fits)
+        lines.append(
+            f"| {r['tokens']} | {r['max_tokens'] or '-'} | {_fmt_ms(r['time_s'])} | "
+            f"{r['mm_ratio']:.1f} | {r['peak_mib']:.1f} | {marks} |"
+        )
+    curves: list[tuple[str, list[dict[str, Any]]]] = [
+        (
+            "exact (no max_tokens), N >= 216",
+            [r for r in topo if r["max_tokens"] is None and r["tokens"] >= 216],
+        ),
+        (
+            f"max_tokens={MAX_TOKENS}, N > {MAX_TOKENS}",
+            [r for r in topo if r["max_tokens"] == MAX_TOKENS and r["tokens"] > MAX_TOKENS],
+        ),
+    ]
+    lines += ["", "Growth exponents (slope of log value against log N):", ""]
+    for label, curve in curves:
+        t = growth_exponent([(r["tokens"], r["time_s"]) for r in curve])
+        m = growth_exponent([(r["tokens"], max(r["peak_mib"], 1e-3)) for r in curve])
+        if t is None or m is None:
+            lines.append(f"- {label}: fewer than two points")
+            continue
+        lines.append(
+            f"- {label}: time ~ N^{t:.2f}, peak memory ~ N^{m:.2f} "
+            f"(N = {', '.join(str(r['tokens']) for r in curve)})"
+        )
+    by_key = {(r["tokens"], r["max_tokens"]): r["time_s"] for r in topo}
+    big, small = by_key.get((13824, MAX_TOKENS)), by_key.get((1728, MAX_TOKENS))
+    if big is not None and small is not None:
+        lines.append(
+            f"- 13824 tokens against 1728 tokens at max_tokens={MAX_TOKENS}: "
+            f"{big / small:.1f}x (target at most 3x)"
+        )
+    exact, cheap = by_key.get((1728, None)), by_key.get((1728, SWEEP_SMALL_MAX_TOKENS))
+    if exact is not None and cheap is not None:
+        lines.append(
+            f"- 1728 tokens, exact against max_tokens={SWEEP_SMALL_MAX_TOKENS}: "
+            f"{exact / cheap:.1f}x cheaper (target at least 2x)"
+        )
+    return lines
+
+
 def _fmt_ms(seconds: float) -> str:
     return f"{seconds * 1e3:.1f}" if seconds < 10 else f"{seconds * 1e3:.0f}"
 
@@ -305,7 +396,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (table 1)")
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--tokens", type=int, nargs="+", default=[27, 1728, 13824])
+    parser.add_argument("--tokens", type=int, nargs="+", default=[27, 216, 1728, 13824])
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="check the code only: 27 and 216 tokens, one run each, a 32^3 encoder step",
+    )
     parser.add_argument(
         "--full-large",
         action="store_true",
@@ -317,6 +413,8 @@ def main() -> None:
     if args.config:
         print(json.dumps(run_config(json.loads(args.config))))
         return
+    if args.dry_run:
+        args.tokens, args.reps = [27, 216], 1
     if args.device == "cuda" and not torch.cuda.is_available():
         parser.error("--device cuda but torch.cuda.is_available() is False")
     device = torch.device(args.device)
@@ -331,6 +429,10 @@ def main() -> None:
                 settings.append(MAX_TOKENS)
                 if n > 1728 and not args.full_large:
                     settings.remove(None)
+            if name == "TopoAlignLoss" and n > SWEEP_SMALL_MAX_TOKENS and n <= 1728:
+                settings.append(SWEEP_SMALL_MAX_TOKENS)
+            if args.dry_run and name == "TopoAlignLoss":
+                settings.append(64)
             for max_tokens in settings:
                 cfg = {
                     "device": args.device,
@@ -353,7 +455,7 @@ def main() -> None:
                 )
 
     authors = []
-    if args.device == "cpu":
+    if args.device == "cpu" and not args.dry_run:
         for n, max_tokens, kernels in _authors_settings():
             cfg = {
                 "device": "cpu",
@@ -377,7 +479,7 @@ def main() -> None:
             )
 
     stacks: dict[str, float] = {}
-    if args.device == "cpu":
+    if args.device == "cpu" and not args.dry_run:
         torch.set_num_threads(args.threads)
         for pairs in ("all", "random"):
             stacks[pairs] = taco_on_swin_features(device, pairs)
@@ -386,11 +488,15 @@ def main() -> None:
             print(f"stack 2x4x192x12^3 {pairs}: {_fmt_ms(stacks[pairs])} ms", flush=True)
 
     swin: dict[str, Any] = {}
-    if args.device == "cuda":
-        swin = swin_step(device)
+    if args.device == "cuda" or args.dry_run:
+        swin = swin_step(device, size=32 if args.dry_run else 96)
+        big = 6 if args.dry_run else 24
         swin["taco_all_pairs_s"] = taco_on_swin_features(device, "all")
         swin["taco_random_pair_s"] = taco_on_swin_features(device, "random")
         swin["taco_all_pairs_27_s"] = taco_on_swin_features(device, "all", side=3)
+        swin["taco_13824_s"] = taco_on_swin_features(
+            device, "random", side=big, max_tokens=MAX_TOKENS
+        )
         print(swin)
 
     load = os.getloadavg()
@@ -399,6 +505,7 @@ def main() -> None:
         "",
         f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
         f"- command: `python {' '.join(sys.argv)}`",
+        f"- commit: `{git_commit()[:12]}`",
         f"- machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
         f"{os.cpu_count()} CPUs, torch {torch.__version__}, device "
         + (torch.cuda.get_device_name(0) if args.device == "cuda" else "cpu"),
@@ -442,6 +549,7 @@ def main() -> None:
             f"{r['mm_ratio']:.1f} | {r['runs']} | {r['peak_mib']:.1f} | "
             f"{'-' if frac is None else f'{frac:.2f}'} |"
         )
+    lines += sweep_lines(rows, args.device)
     if authors:
         lines += [
             "",
@@ -487,7 +595,12 @@ def main() -> None:
         step_s = swin["time_s"]
         lines += [
             "",
-            "## TACO terms against a SwinViT encoder step (cuda)",
+            "## TACO terms against a SwinViT encoder step (cuda)"
+            + (
+                " (DRY RUN: 32^3 input on this device, the figures check the code only)"
+                if args.dry_run
+                else ""
+            ),
             "",
             f"MONAI SwinTransformer, feature size 48, 8 x 1 x 96^3 (batch 2 x 4 modalities), "
             f"bf16 autocast, forward + backward: {step_s * 1e3:.1f} ms, peak "
@@ -502,6 +615,9 @@ def main() -> None:
             f"| TopoAlignLoss, all 6 pairs at 27 tokens (3^3, the recipe's level) | "
             f"{swin['taco_all_pairs_27_s'] * 1e3:.1f} | "
             f"{100 * swin['taco_all_pairs_27_s'] / step_s:.1f} |",
+            f"| TopoAlignLoss, one random pair per subject at 13824 tokens (24^3, the 1/4 "
+            f"stage), max_tokens={MAX_TOKENS} | {swin['taco_13824_s'] * 1e3:.1f} | "
+            f"{100 * swin['taco_13824_s'] / step_s:.1f} |",
         ]
         for r in rows:
             if r["tokens"] == 1728 and r["loss"] == "TopoAlignLoss":

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from lightly.utils import dist
 from torch import Tensor, nn
 
-from lightly_topo.loss import _grams, _ops
+from lightly_topo.loss import _grams, _ops, _sampled_matches
 from lightly_topo.loss._tokens import (
     LossInputError,
     Negatives,
@@ -63,11 +63,20 @@ class PseudoCorrespondenceLoss(nn.Module):
     within ``A`` and the similarities within ``B`` use one Gram matrix per sample and
     modality (see :class:`~lightly_topo.loss.CrossModalTripletLoss`, shared with it inside
     :class:`~lightly_topo.loss.TopoAlignLoss`); the gradient flows only through the
-    sampled similarities. ``max_tokens`` draws at most that many anchors per pair among
-    the matched tokens; the mutual-NN search (``O(N^2 C)`` time per pair, in chunks of
-    rows) and the neighbour and negative searches still cover every valid token; with
-    ``max_tokens < N / 2`` only the anchors' rows are computed, so memory is
-    ``O(max_tokens x N)`` besides the mutual-NN chunks.
+    sampled similarities.
+
+    ``max_tokens=m < N`` bounds the search to at most ``m`` rows of length ``N`` per pair
+    direction (time and memory ``O(m N C)``, forward and backward; docs/method.md, "Cost,
+    and when to set max_tokens"): ``c = max(1, m // (2k + 5))`` anchor candidates are drawn
+    uniformly without replacement from the valid tokens of ``A``, and a pool of ``c``
+    tokens from those of ``B``. Whether a token is matched needs only two rows,
+    ``pi(t)`` and ``rho(pi(t))``, so the matched status of the candidates, of their ``k``
+    cosine neighbours (searched among all valid tokens of ``A``) and of the pool is
+    **exact**, as are the partners and positives; the anchors are the matched candidates
+    and the negatives are drawn from the unmatched pool tokens (if the whole pool is
+    matched: the pool without the partner and the positives). The term is then a
+    subsample estimate of the exact one: the same anchors' terms, with negatives from a
+    uniform subset of ``B``. ``max_tokens >= N`` is the exact loss.
 
     Distributed: with ``gather_distributed=True`` the features of every process are
     gathered (:func:`lightly.utils.dist.gather`, gradients flow back to their process) and
@@ -79,7 +88,8 @@ class PseudoCorrespondenceLoss(nn.Module):
 
     Statistics of the last call are in :attr:`last_stats` (detached 0-dim tensors):
     ``loss``, ``loss_ab`` (pairs a of p, b of q), ``loss_ba``, ``matched_fraction`` (mutual
-    NN tokens / valid tokens over the computed pairs), ``n_anchors`` (valid anchors),
+    NN tokens / valid tokens over the computed pairs; with ``max_tokens < N``: over the
+    anchor candidates), ``n_anchors`` (valid anchors),
     ``n_pairs`` (pair terms that took part).
 
     Attributes:
@@ -87,7 +97,7 @@ class PseudoCorrespondenceLoss(nn.Module):
         margin: Hinge margin.
         max_pairs: Ordered subject pairs per batch, or ``None`` for all.
         negatives: ``int`` or ``"all"``.
-        max_tokens: Anchors per pair, or ``None`` for all matched tokens.
+        max_tokens: Searched rows per pair direction (see above), or ``None``: exact.
         gather_distributed: Build pairs across processes.
         seed: Seed of the pair subset and the sampling, or ``None`` for the global RNG.
 
@@ -273,6 +283,8 @@ class PseudoCorrespondenceLoss(nn.Module):
         if grams is None:
             full = _ops.wants_full_grams(self.max_tokens, a.shape[1])
             grams = _grams.TokenGrams(torch.cat([a, b]), self._workspace, full)
+        if self.sampled_search(a.shape[1]):
+            return self._sampled_pair_terms(grams, mask_a, mask_b, p_idx, q_idx, batch)
         keys = torch.cat([p_idx * batch + q_idx, q_idx * batch + p_idx])
         unique, inverse = torch.unique(keys, return_inverse=True)
         device = a.device
@@ -309,6 +321,104 @@ class PseudoCorrespondenceLoss(nn.Module):
             "n_pairs": valid_pair.sum().detach(),
         }
         return sums, counts, stats
+
+    def sampled_search(self, tokens: int) -> bool:
+        """Whether the search is decided on sampled tokens (``max_tokens < N``)."""
+        return self.max_tokens is not None and self.max_tokens < tokens
+
+    def _sampled_pair_terms(
+        self,
+        grams: _grams.TokenGrams,
+        mask_a: Tensor,
+        mask_b: Tensor,
+        p_idx: Tensor,
+        q_idx: Tensor,
+        batch: int,
+    ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """:meth:`_pair_terms` with ``max_tokens < N``: the searches of sampled tokens only."""
+        device = grams.x.device
+        n_pairs = p_idx.numel()
+        p_idx, q_idx = p_idx.to(device), q_idx.to(device)
+        x_sets = torch.cat([p_idx, p_idx + batch])
+        y_sets = torch.cat([q_idx + batch, q_idx])
+        mask_x = torch.cat([mask_a[p_idx], mask_b[p_idx]])
+        mask_y = torch.cat([mask_b[q_idx], mask_a[q_idx]])
+        per_pair, valid_pair, n_anchors, matched_fraction = self._sampled_terms(
+            grams, x_sets, y_sets, mask_x, mask_y
+        )
+        per_pair = torch.where(valid_pair, per_pair, 0.0).view(2, n_pairs)
+        stats = {
+            "matched_fraction": matched_fraction.detach().to(per_pair.dtype),
+            "n_anchors": n_anchors.detach(),
+            "n_pairs": valid_pair.sum().detach(),
+        }
+        return per_pair.sum(1), valid_pair.view(2, n_pairs).sum(1).to(per_pair.dtype), stats
+
+    def _sampled_terms(
+        self,
+        grams: _grams.TokenGrams,
+        x_sets: Tensor,
+        y_sets: Tensor,
+        mask_x: Tensor,
+        mask_y: Tensor,
+    ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """Per pair term, validity, valid anchors and the candidates' matched fraction.
+
+        Per row (pair direction): ``c`` anchor candidates drawn from ``V_X`` and a pool of
+        ``c`` tokens drawn from ``V_Y``, without replacement; the matched status of the
+        candidates, their ``k`` cosine neighbours and the pool is exact (two rows each);
+        the negatives are drawn from the unmatched pool tokens.
+        """
+        k, device = self.k, grams.x.device
+        assert self.max_tokens is not None
+        c = _sampled_matches.candidates(self.max_tokens, k)
+        gen = self._random.generator(device)
+        units = grams.unit_values
+        xs, ys = grams.stored(x_sets), grams.stored(y_sets)
+        anchors, anchor_valid = _ops.sample_positions(mask_x, c, gen)
+        pool, pool_valid = _ops.sample_positions(mask_y, c, gen)
+        neighbours, found = grams.knn(x_sets, anchors, mask_x, k, metric="cosine")
+        p, n_anchor = anchors.shape
+        tested = torch.cat([anchors, neighbours.view(p, -1)], 1)
+        tested_valid = torch.cat([anchor_valid, found.view(p, -1)], 1)
+        partners, matched = _sampled_matches.matches(
+            units, xs, ys, mask_x, mask_y, tested, tested_valid
+        )
+        _, pool_matched = _sampled_matches.matches(units, ys, xs, mask_y, mask_x, pool, pool_valid)
+        partner = partners[:, :n_anchor]
+        positives = partners[:, n_anchor:].view(p, n_anchor, k)
+        anchor_matched = matched[:, :n_anchor]
+        kept = matched[:, n_anchor:].view(p, n_anchor, k) & anchor_matched.unsqueeze(-1)
+        unmatched = pool_valid & ~pool_matched
+        has_unmatched = unmatched.any(1)
+        # fallback where the whole pool is matched: the pool without the partner and positives
+        candidates = pool.view(p, 1, -1, 1)
+        taken = (candidates == partner.view(p, n_anchor, 1, 1)).squeeze(-1)
+        taken |= ((candidates == positives.unsqueeze(2)) & kept.unsqueeze(2)).any(-1)
+        fallback = pool_valid.unsqueeze(1) & ~taken
+        neg_valid = torch.where(has_unmatched.view(-1, 1, 1), unmatched.unsqueeze(1), fallback)
+        n_kept = kept.sum(-1)
+        n_neg = neg_valid.sum(-1)
+        anchor_ok = anchor_matched & (n_kept > 0) & (n_neg > 0)
+        if self.negatives == "all":
+            cols = torch.cat([positives, pool.unsqueeze(1).expand(p, n_anchor, -1)], -1)
+            d = 1.0 - grams.similarity(y_sets, partner, cols)
+            total = _ops.hinge_sum(d[..., :k], d[..., k:], kept, neg_valid, self.margin)
+            per_anchor = total / (n_kept * n_neg).clamp(min=1)
+        else:
+            s = int(self.negatives)
+            negs = _sampled_matches.draw_from(pool, neg_valid, k * s, gen)
+            cols = torch.cat([positives, negs], -1)
+            d = 1.0 - grams.similarity(y_sets, partner, cols)
+            d_pos, d_neg = d[..., :k], d[..., k:].view(p, n_anchor, k, s)
+            hinge = F.relu(d_pos.unsqueeze(-1) - d_neg + self.margin)
+            hinge = torch.where(kept.unsqueeze(-1), hinge, 0.0)
+            per_anchor = hinge.sum((-1, -2)) / (n_kept * s).clamp(min=1)
+        per_anchor = torch.where(anchor_ok, per_anchor, 0.0)
+        n_ok = anchor_ok.sum(1)
+        per_pair = per_anchor.sum(1) / n_ok.clamp(min=1)
+        fraction = anchor_matched.sum() / anchor_valid.sum().clamp(min=1)
+        return per_pair, n_ok > 0, n_ok.sum(), fraction
 
     def _terms(
         self,

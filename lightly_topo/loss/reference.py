@@ -27,6 +27,8 @@ from torch import Tensor
 IntraDraw = Callable[[int, int, int], Sequence[int]]
 #: ``draw(direction, pair, anchor, rank) -> s tokens of U(i)`` for the inter-instance term.
 InterDraw = Callable[[int, int, int, int], Sequence[int]]
+#: ``subsample(direction, pair) -> (C, Q)``: anchor candidates and negative pool (``max_tokens``).
+Subsample = Callable[[int, int], tuple[Sequence[int], Sequence[int]]]
 
 
 def cosine_distance(y: Tensor, t: int, u: int) -> Tensor:
@@ -122,22 +124,34 @@ def inter_direction(
     k: int,
     margin: float,
     draw: Callable[[int, int], Sequence[int]] | None,
+    subsample: tuple[Sequence[int], Sequence[int]] | None = None,
 ) -> Tensor | None:
     """``1/|I| sum_i l_{X->Y}(i)`` over the valid matched anchors of one pair and direction,
-    or ``None`` when no anchor is valid."""
+    or ``None`` when no anchor is valid.
+
+    ``subsample = (C, Q)`` (``max_tokens < N``): the anchors are the matched tokens of the
+    candidates ``C`` only, and the negatives come from the pool ``Q`` of ``Y`` instead of
+    all of ``V_Y``; ``pi``, ``rho``, ``M_X``, ``M_Y`` and ``K(i)`` stay the exact ones.
+    """
     with torch.no_grad():
         pi = {i: min(valid_y, key=lambda u: float(_cross_distance(x, y, i, u))) for i in valid_x}
         rho = {u: min(valid_x, key=lambda i: float(_cross_distance(x, y, i, u))) for u in valid_y}
-    m_x = [i for i in valid_x if rho[pi[i]] == i]  # matched tokens of X, the anchors
+    m_x = [i for i in valid_x if rho[pi[i]] == i]  # matched tokens of X
     m_y = {pi[i] for i in m_x}
+    anchors, pool = m_x, list(valid_y)
+    if subsample is not None:
+        if not set(subsample[0]) <= set(valid_x) or not set(subsample[1]) <= set(valid_y):
+            raise ValueError(f"subsample {subsample} not within V_X = {valid_x}, V_Y = {valid_y}")
+        anchors = [i for i in subsample[0] if i in m_x]
+        pool = list(subsample[1])
     terms = []
-    for i in m_x:
+    for i in anchors:
         u = pi[i]
         ranked = nearest(x, i, valid_x, k, "cosine")  # N^cos_k(i)
         k_i = [(rank, j) for rank, j in enumerate(ranked) if j in m_x]  # K(i), with ranks
-        unmatched = [n for n in valid_y if n not in m_y]
+        unmatched = [n for n in pool if n not in m_y]
         positives = {pi[j] for _, j in k_i}
-        u_i = unmatched or [n for n in valid_y if n != u and n not in positives]  # U(i)
+        u_i = unmatched or [n for n in pool if n != u and n not in positives]  # U(i)
         if not k_i or not u_i:
             continue
         hinges = []
@@ -168,6 +182,7 @@ def inter_loss(
     k: int = 5,
     margin: float = 0.4,
     draw: InterDraw | None = None,
+    subsample: Subsample | None = None,
 ) -> Tensor:
     """``L_inter`` over every ordered pair ``(p, q)`` of different subjects (no ``max_pairs``
     subset): the mean over the pairs with a valid anchor of the ``A_p -> B_q`` term, plus the
@@ -181,6 +196,9 @@ def inter_loss(
         margin: ``m``.
         draw: ``None`` for ``negatives="all"``; else the shared draw; pairs are numbered in
             row-major order of ``(p, q)``, direction 0 is ``A_p -> B_q``.
+        subsample: ``None`` for the exact search (``max_tokens >= N``); else
+            ``subsample(direction, pair) -> (C, Q)``, the anchor candidates of ``X`` and the
+            negative pool of ``Y`` that ``max_tokens`` drew for that pair direction.
     """
     batch = a.shape[0]
     ids = list(range(batch)) if subject_ids is None else list(subject_ids)
@@ -193,7 +211,8 @@ def inter_loss(
         for number, (p, q) in enumerate(pairs):
             x, y = (a[p], b[q]) if direction == 0 else (b[p], a[q])
             pick = None if draw is None else (lambda i, r, d=direction, n=number: draw(d, n, i, r))
-            term = inter_direction(x, y, valid[p], valid[q], k, margin, pick)
+            sub = None if subsample is None else subsample(direction, number)
+            term = inter_direction(x, y, valid[p], valid[q], k, margin, pick, sub)
             if term is not None:
                 terms.append(term)
         if terms:

@@ -73,7 +73,8 @@ class TopoAlignLoss(nn.Module):
         inter_margin: Margin of the inter-instance term.
         max_pairs: Subject pairs per batch of the inter-instance term (``None``: all).
         negatives: ``int`` or ``"all"``, for both terms.
-        max_tokens: Anchors per subject / pair, or ``None``.
+        max_tokens: Bound on the searched rows: anchors per subject of the intra term,
+            rows per pair direction of the inter term (see the two terms), or ``None``.
         gather_distributed: Pairs across processes (see the two terms).
         seed: Seed of all sampling, or ``None`` for the global RNG.
         modality_pairs: ``"all"`` or ``"random"`` (more than two modalities only).

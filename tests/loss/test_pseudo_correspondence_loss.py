@@ -153,12 +153,12 @@ def test_max_tokens_limits_anchors() -> None:
     a, b = _tokens(6, b=2, n=60)
     full = PseudoCorrespondenceLoss(k=3, max_pairs=None, negatives="all")
     full(a, b)
-    sub = PseudoCorrespondenceLoss(k=3, max_pairs=None, negatives="all", max_tokens=4, seed=0)
+    sub = PseudoCorrespondenceLoss(k=3, max_pairs=None, negatives="all", max_tokens=44, seed=0)
     loss = sub(a, b)
     assert bool(torch.isfinite(loss))
+    # 44 rows per pair direction = 4 candidates (2k + 5 = 11 rows each); 2 pairs x 2 ways
     assert 0 < int(sub.last_stats["n_anchors"]) <= 4 * 4
     assert int(sub.last_stats["n_anchors"]) < int(full.last_stats["n_anchors"])
-    assert torch.equal(sub.last_stats["matched_fraction"], full.last_stats["matched_fraction"])
 
 
 def test_invariant_to_scale_and_shared_token_permutation() -> None:
