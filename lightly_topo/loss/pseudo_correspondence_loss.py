@@ -408,17 +408,29 @@ class PseudoCorrespondenceLoss(nn.Module):
         else:
             s = int(self.negatives)
             negs = _sampled_matches.draw_from(pool, neg_valid, k * s, gen)
-            cols = torch.cat([positives, negs], -1)
-            d = 1.0 - grams.similarity(y_sets, partner, cols)
-            d_pos, d_neg = d[..., :k], d[..., k:].view(p, n_anchor, k, s)
-            hinge = F.relu(d_pos.unsqueeze(-1) - d_neg + self.margin)
-            hinge = torch.where(kept.unsqueeze(-1), hinge, 0.0)
-            per_anchor = hinge.sum((-1, -2)) / (n_kept * s).clamp(min=1)
-        per_anchor = torch.where(anchor_ok, per_anchor, 0.0)
-        n_ok = anchor_ok.sum(1)
-        per_pair = per_anchor.sum(1) / n_ok.clamp(min=1)
+            per_anchor = self._sampled_hinges(grams, y_sets, partner, positives, negs, kept)
+        per_pair, valid_pair, n_ok = _pair_means(per_anchor, anchor_ok)
         fraction = anchor_matched.sum() / anchor_valid.sum().clamp(min=1)
-        return per_pair, n_ok > 0, n_ok.sum(), fraction
+        return per_pair, valid_pair, n_ok, fraction
+
+    def _sampled_hinges(
+        self,
+        grams: _grams.TokenGrams,
+        y_sets: Tensor,
+        partner: Tensor,
+        positives: Tensor,
+        negs: Tensor,
+        kept: Tensor,
+    ) -> Tensor:
+        """Per anchor term (P, A) with ``s`` drawn negatives (P, A, k * s) per positive."""
+        k, s = self.k, int(self.negatives)
+        p, n_anchor = partner.shape
+        cols = torch.cat([positives, negs.view(p, n_anchor, k * s)], -1)
+        d = 1.0 - grams.similarity(y_sets, partner, cols)
+        d_pos, d_neg = d[..., :k], d[..., k:].view(p, n_anchor, k, s)
+        hinge = F.relu(d_pos.unsqueeze(-1) - d_neg + self.margin)
+        hinge = torch.where(kept.unsqueeze(-1), hinge, 0.0)
+        return hinge.sum((-1, -2)) / (kept.sum(-1) * s).clamp(min=1)
 
     def _terms(
         self,
@@ -474,13 +486,13 @@ class PseudoCorrespondenceLoss(nn.Module):
             else:
                 neg_fallback, _ = _ops.sample_excluding(mask_y, exclude, exclude_valid, k * s, gen)
                 negs = torch.where(has_unmatched.view(-1, 1, 1), neg_unmatched, neg_fallback)
-            cols = torch.cat([positives, negs.view(p, n_anchor, k * s)], -1)
-            d = 1.0 - grams.similarity(y_sets, partner, cols)
-            d_pos, d_neg = d[..., :k], d[..., k:].view(p, n_anchor, k, s)
-            hinge = F.relu(d_pos.unsqueeze(-1) - d_neg + self.margin)
-            hinge = torch.where(kept.unsqueeze(-1), hinge, 0.0)
-            per_anchor = hinge.sum((-1, -2)) / (n_kept * s).clamp(min=1)
-        per_anchor = torch.where(anchor_ok, per_anchor, 0.0)
-        n_ok = anchor_ok.sum(1)
-        per_pair = per_anchor.sum(1) / n_ok.clamp(min=1)
-        return per_pair, n_ok > 0, n_ok.sum()
+            per_anchor = self._sampled_hinges(grams, y_sets, partner, positives, negs, kept)
+        return _pair_means(per_anchor, anchor_ok)
+
+
+def _pair_means(per_anchor: Tensor, anchor_ok: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per pair mean over the valid anchors (P,), whether a pair has one (P,), their count."""
+    per_anchor = torch.where(anchor_ok, per_anchor, 0.0)
+    n_ok = anchor_ok.sum(1)
+    per_pair = per_anchor.sum(1) / n_ok.clamp(min=1)
+    return per_pair, n_ok > 0, n_ok.sum()
